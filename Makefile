@@ -1,0 +1,49 @@
+# The front door. `make run` and `make test` work on a fresh Debian 12 machine: they install
+# what is missing, configure, build and run.
+PRESET ?= release
+BUILD   = build/$(PRESET)
+JOBS   ?= $(shell nproc)
+STAMP   = build/.deps-installed
+
+.PHONY: all deps build test run bench fmt lint sanitize clean tour
+
+all: build
+
+$(STAMP): scripts/install-deps.sh
+	@scripts/install-deps.sh
+	@mkdir -p build && touch $(STAMP)
+
+deps: $(STAMP)
+
+$(BUILD)/build.ninja: $(STAMP) CMakeLists.txt CMakePresets.json
+	@cmake --preset $(PRESET) >/dev/null
+
+build: $(BUILD)/build.ninja
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@ctest --preset $(PRESET) -j $(JOBS)
+
+run: build
+	@$(BUILD)/tools/sluice/sluice tour
+
+tour: run
+
+bench: build
+	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)
+	@bench/run-microbenchmarks.sh $(BUILD)
+
+# The sanitizer presets, as CI runs them: make sanitize PRESET=asan
+sanitize: $(STAMP)
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@ctest --preset $(PRESET) -j $(JOBS)
+
+fmt:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+lint: $(BUILD)/build.ninja
+	@git ls-files 'sluice/*.cc' | xargs clang-tidy -p $(BUILD) --quiet
+
+clean:
+	@rm -rf build
