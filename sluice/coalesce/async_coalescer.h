@@ -1,0 +1,197 @@
+// `AsyncCoalescer<T>`: single-flight for Asio C++20 coroutines, with a TTL cache of completed
+// results. `co_await c.run(key, factory)` runs `co_await factory()` once per key at a time;
+// the other callers suspend (no thread blocked, no polling) and each resumes on its own
+// executor with the same value, error or exception. This is the asynchronous form of
+// `coalescer.h` and shares its core (options, stats, cache, admission policy).
+//
+// Thread-safety: every member function is safe from any thread; callers may run on different
+// io_contexts. Cancellation of one caller (its cancellation slot, `awaitable_operators` with a
+// timer, or `RunOptions::timeout`) releases that caller only: the work runs detached on the
+// leader's executor and completes for everyone else, even if the leader's own caller left.
+// Cost: as `Coalescer` plus, per waiter, one allocation and one `post` to its executor; the
+// work is one `co_spawn` on the leader's executor. Each caller receives a copy of `T`.
+// Lifetime: `run` calls and the detached work share the core by `shared_ptr`, so the
+// coalescer may be destroyed while calls are pending (they complete normally). An io_context
+// destroyed while work is pending drops its waiters, as Asio does with its own operations.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/result.hpp>
+#include <boost/system/system_error.hpp>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "sluice/coalesce/coalescer_options.h"
+#include "sluice/coalesce/error.h"
+#include "sluice/coalesce/internal/async_flight.h"
+#include "sluice/coalesce/internal/flight_table.h"
+#include "sluice/coalesce/internal/outcome.h"
+
+namespace sluice::coalesce {
+
+namespace internal {
+template <class A>
+struct IsAwaitable : std::false_type {};
+template <class U, class E>
+struct IsAwaitable<boost::asio::awaitable<U, E>> : std::true_type {};
+}  // namespace internal
+
+// Options of one `AsyncCoalescer::run` call.
+struct RunOptions {
+  // Longest this caller waits for the shared result (measured by an asio::steady_timer on the
+  // caller's executor); past it the call returns `CoalesceError::timeout` while the execution
+  // continues for the others. Zero = wait as long as the work takes.
+  Duration timeout = Duration::zero();
+};
+
+template <class T>
+class AsyncCoalescer {
+  static_assert(std::is_copy_constructible_v<T> && !std::is_reference_v<T>,
+                "AsyncCoalescer<T> hands each caller a copy of T");
+
+ public:
+  // Estimates the bytes of a cached result, for `max_cached_bytes`.
+  using Weigher = std::function<size_t(std::string_view key, const internal::Outcome<T>&)>;
+
+  explicit AsyncCoalescer(CoalescerOptions options = {}, Weigher weigh = {})
+      : table_(std::make_shared<Table>(options, std::move(weigh))) {}
+
+  AsyncCoalescer(const AsyncCoalescer&) = delete;
+  AsyncCoalescer& operator=(const AsyncCoalescer&) = delete;
+
+  // Returns the result of `co_await factory()` for `key`: from the cache, by joining the
+  // execution in flight, or by starting it (as leader: the awaitable is spawned detached on
+  // this caller's executor) and waiting like everyone else. `factory` returns
+  // `awaitable<T>` or `awaitable<boost::system::result<T>>`; it is called once if this caller
+  // leads (or overflows) and never otherwise. An exception of the work is rethrown here.
+  // Errors: `too_many_in_flight`, `cancelled` (this caller's slot fired), `timeout`.
+  template <class Factory>
+  requires std::invocable<Factory&> && internal::IsAwaitable<std::invoke_result_t<Factory&>>::value
+      [[nodiscard]] boost::asio::awaitable<boost::system::result<T>>
+      run(std::string key, Factory factory, RunOptions options = {}) {
+    std::shared_ptr<Table> table = table_;  // pending calls keep the core alive
+    auto admission = table->admit(key);
+    switch (admission.role) {
+      case internal::Role::hit:
+        co_return admission.cached->get();
+      case internal::Role::rejected:
+        co_return CoalesceError::too_many_in_flight;
+      case internal::Role::overflow: {
+        const auto outcome = co_await execute(factory);
+        table->note_execution(*outcome);
+        co_return outcome->get();
+      }
+      case internal::Role::lead:
+        boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                              lead(table, key, admission.flight, std::move(factory)),
+                              boost::asio::detached);
+        co_return co_await wait(*table, std::move(admission.flight), options, std::nullopt);
+      case internal::Role::join:
+        break;
+    }
+    const TimePoint joined_at = table->clock().now();
+    co_return co_await wait(*table, std::move(admission.flight), options, joined_at);
+  }
+
+  // Drops the cached result of `key` and detaches its execution in flight, if any: callers
+  // already waiting still get that execution's result, but it is not cached and the next
+  // call for `key` starts a fresh execution.
+  void forget(std::string_view key) { table_->forget(key); }
+
+  // Drops every cached result (the admin "clear cache" action).
+  void clear_cache() { table_->clear_cache(); }
+
+  // Zeroes the counters of `stats()` (the admin "reset metrics" action).
+  void reset_stats() noexcept { table_->reset_stats(); }
+
+  [[nodiscard]] CoalescerStats stats() const { return table_->stats(); }
+
+ private:
+  using Flight = internal::AsyncFlight<T>;
+  using Table = internal::FlightTable<T, Flight>;
+  using WaitResult = std::tuple<boost::system::error_code, internal::OutcomePtr<T>>;
+
+  template <class Factory>
+  static boost::asio::awaitable<internal::OutcomePtr<T>> execute(Factory& factory) {
+    try {
+      co_return internal::make_outcome<T>(co_await std::invoke(factory));
+    } catch (...) {
+      co_return std::make_shared<const internal::Outcome<T>>(std::current_exception());
+    }
+  }
+
+  // The detached execution: owns the core, the flight and the factory until it has
+  // published the outcome.
+  template <class Factory>
+  static boost::asio::awaitable<void> lead(std::shared_ptr<Table> table, std::string key,
+                                           std::shared_ptr<Flight> flight, Factory factory) {
+    const internal::OutcomePtr<T> outcome = co_await execute(factory);
+    table->finish(key, flight.get(), outcome);
+    flight->publish(outcome);
+  }
+
+  static boost::asio::awaitable<WaitResult> wait_once(std::shared_ptr<Flight> flight) {
+    co_return co_await internal::async_wait_flight<T>(
+        std::move(flight), co_await boost::asio::this_coro::executor,
+        boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+
+  // Waits for the flight's outcome (bounded by `options.timeout`); `joined_at` is set for
+  // joiners, whose wait is recorded.
+  static boost::asio::awaitable<boost::system::result<T>> wait(Table& table,
+                                                               std::shared_ptr<Flight> flight,
+                                                               RunOptions options,
+                                                               std::optional<TimePoint> joined_at) {
+    WaitResult got;
+    try {
+      if (options.timeout > Duration::zero()) {
+        using namespace boost::asio::experimental::awaitable_operators;
+        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, options.timeout);
+        auto first = co_await (wait_once(std::move(flight)) ||
+                               timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)));
+        if (first.index() == 1) {
+          if (std::get<0>(std::get<1>(first)) == boost::asio::error::operation_aborted) {
+            table.record_cancelled();  // cancelled from outside while waiting
+            co_return CoalesceError::cancelled;
+          }
+          table.record_timed_out();
+          co_return CoalesceError::timeout;
+        }
+        got = std::get<0>(std::move(first));
+      } else {
+        got = co_await wait_once(std::move(flight));
+      }
+    } catch (const boost::system::system_error& e) {
+      // Thrown by Asio instead of starting the wait when this coroutine was already
+      // cancelled (`throw_if_cancelled`): the same outcome as a cancelled wait.
+      if (e.code() != boost::asio::error::operation_aborted) throw;
+      std::get<0>(got) = e.code();
+    }
+    auto& [ec, outcome] = got;
+    if (ec || outcome == nullptr) {
+      table.record_cancelled();
+      co_return CoalesceError::cancelled;
+    }
+    if (joined_at) table.record_wait(table.clock().now() - *joined_at);
+    co_return outcome->get();
+  }
+
+  std::shared_ptr<Table> table_;
+};
+
+}  // namespace sluice::coalesce
