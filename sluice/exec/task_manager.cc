@@ -145,6 +145,7 @@ void TaskManager::worker_loop(size_t index) {
     stats_.total_task_time += end - start;
     switch (outcome) {
       case internal::Outcome::kCompleted:
+      case internal::Outcome::kDetached:  // a parallel_map helper ran to its end
         ++stats_.completed;
         break;
       case internal::Outcome::kFailed:
@@ -153,8 +154,7 @@ void TaskManager::worker_loop(size_t index) {
       case internal::Outcome::kTimedOut:
         ++stats_.timed_out_running;
         break;
-      case internal::Outcome::kLate:      // counted by whoever completed the future
-      case internal::Outcome::kDetached:  // a parallel_map helper: its caller reports
+      case internal::Outcome::kLate:  // counted by whoever completed the future
         break;
     }
   }  // `task` (and what the function captured) is destroyed outside the lock

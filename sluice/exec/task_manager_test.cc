@@ -207,14 +207,17 @@ TEST(TaskManagerTest, RunningTaskPastItsDeadlineIsReportedAndAskedToStop) {
 TEST(TaskManagerTest, ResultReturnedAfterTheDeadlineIsDiscarded) {
   base::ManualClock clock;
   TaskManager tm({.workers = 1}, clock);
+  std::latch started(1);
   std::latch go(1);
   auto f = tm.try_submit(
       [&] {
+        started.count_down();
         go.wait();
         return 1;
       },
       {.timeout = seconds(5)});
   ASSERT_TRUE(f.has_value());
+  started.wait();
   clock.advance(seconds(10));
   go.count_down();
   EXPECT_EQ(error_of(*f), ExecErrc::timed_out);
