@@ -2,8 +2,7 @@
 // the same keys: request-like string keys (~48-60 bytes) and uint64 keys, 1 and 2 threads.
 //
 //   cmake --build build/release --target sluice_cache_benchmark
-//   build/release/sluice/cache/sluice_cache_benchmark --benchmark_filter='Get|Put' \
-//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/cache/sluice_cache_benchmark --benchmark_filter='Get|Put' --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2-core shared VM, medians; see docs/benchmarks/cache.md for the full table):
 //   BM_ShardedLru_GetHit<StringKeys>/threads:1       ~14 M items/s
