@@ -2,8 +2,7 @@
 // overhead of `parallel_map` against a plain loop.
 //
 //   cmake --build build/release --target sluice_exec_benchmark
-//   build/release/sluice/exec/sluice_exec_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/exec/sluice_exec_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared cores, medians): BM_StdAsyncSubmitWait ~25 us per task (a thread each),
 // BM_TaskManagerSubmitWait ~8 us, BM_TaskManagerSubmitBatch64 ~1.5 us per task; see

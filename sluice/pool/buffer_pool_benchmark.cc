@@ -1,8 +1,7 @@
 // Buffer pool against malloc/free for body-chunk sized buffers (4 KiB and 64 KiB), and the
 // connection tracker's reuse path.
 //
-//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared cores, medians): BM_Malloc/65536 ~1 us (mmap-sized free lists aside),
 // BM_BufferPool/65536 ~25 ns; see docs/benchmarks/pool.md for the current figures.

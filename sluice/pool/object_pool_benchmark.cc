@@ -1,8 +1,7 @@
 // Object pool acquire/release against `std::make_unique` of the same 4 KiB buffer.
 //
 //   cmake --build build/release --target sluice_pool_benchmark
-//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared cores, medians): BM_MakeUnique4KiB 97 ns, BM_ObjectPoolAcquireRelease
 // 24 ns; see docs/benchmarks/pool.md for the current figures.
