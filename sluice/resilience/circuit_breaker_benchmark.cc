@@ -3,9 +3,7 @@
 // per lock.
 //
 //   cmake --build build/release --target sluice_resilience_benchmark
-//   build/release/sluice/resilience/sluice_resilience_benchmark \
-//     --benchmark_filter='Mutex|Breaker' --benchmark_repetitions=5 \
-//     --benchmark_report_aggregates_only=true
+//   build/release/sluice/resilience/sluice_resilience_benchmark --benchmark_filter='Mutex|Breaker' --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2-core shared VM, medians): BM_MutexLockUnlock/threads:1 ~9 ns,
 // BM_BreakerAllowRecord/threads:1 ~45 ns (~5x); on 2 threads both are dominated by the
