@@ -1,8 +1,8 @@
 // Benchmarks of sluice::coalesce, each beside a baseline that calls the work directly.
 //
 //   cmake --build build/h-coalesce --target sluice_coalesce_benchmark -j2
-//   build/h-coalesce/sluice/coalesce/sluice_coalesce_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/h-coalesce/sluice/coalesce/sluice_coalesce_benchmark
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared cores, noisy; medians):
 //   BM_DirectCall                      ~1 ns
@@ -39,7 +39,10 @@ CoalescerOptions with_ttl(Duration ttl, size_t max_cached = 10'000) {
 }
 
 int work_value = 42;
-int work() { return benchmark::DoNotOptimize(work_value), work_value; }
+int work() {
+  benchmark::DoNotOptimize(work_value);
+  return work_value;
+}
 
 std::vector<std::string> make_keys(size_t n) {
   std::vector<std::string> keys;
