@@ -13,6 +13,14 @@
 #include <thread>
 #include <vector>
 
+// libstdc++ is not built with TSan: the reference count of a `std::exception_ptr` (how a
+// future carries an exception from the worker to the waiter) is changed by atomics TSan does
+// not see, so freeing the exception on the worker after the waiter read it is reported as a
+// race. This names only that libstdc++ function; every other report still fails the test.
+extern "C" const char* __tsan_default_suppressions() {
+  return "race:std::__exception_ptr::exception_ptr::_M_release\n";
+}
+
 namespace sluice::exec {
 namespace {
 
