@@ -96,7 +96,7 @@ class LruCache {
   // Calls f(const K&, const V&) for each entry, most recently used first.
   template <class F>
   void for_each(F&& f) const {
-    for (uint32_t i = lru_.head; i != internal::kNil; i = table_->node(i).next) {
+    for (uint32_t i = lru_.head; i != internal::kNil; i = table_->next_of(i)) {
       auto& n = table_->node(i);
       f(static_cast<const K&>(n.key()), static_cast<const V&>(n.value()));
     }

@@ -270,7 +270,7 @@ class TinyLfuCache {
   // The least recently used node of `list` other than `keep`, or kNil.
   uint32_t lru_except(const internal::List& list, uint32_t keep) const noexcept {
     const uint32_t tail = list.tail;
-    return tail == keep && tail != internal::kNil ? table_->node(tail).prev : tail;
+    return tail == keep && tail != internal::kNil ? table_->prev_of(tail) : tail;
   }
 
   void remove(uint32_t i) noexcept {
