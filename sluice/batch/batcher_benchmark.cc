@@ -1,8 +1,8 @@
 // Benchmarks of sluice/batch.
 //
 //   cmake --build build/release --target sluice_batch_benchmark
-//   build/release/sluice/batch/sluice_batch_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/batch/sluice_batch_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // BM_BatcherAdd vs BM_DirectSinkWrite: the producer-side cost of `Batcher::add` (the flusher
 // thread writes to a sink that only counts) beside calling that sink once per item under a

@@ -36,7 +36,8 @@ class FileSpill {
   FileSpill(const FileSpill&) = delete;
   FileSpill& operator=(const FileSpill&) = delete;
 
-  // Appends `bytes` as they are (the caller ends lines); all or an error naming the cause.
+  // Appends `bytes` as they are (the caller ends lines). On failure (errno as the code) a
+  // partial write may have left part of `bytes` in the file.
   [[nodiscard]] boost::system::error_code append(std::string_view bytes);
 
   // Serializes every item with `serialize(item, out)` (which appends one line without its

@@ -290,19 +290,21 @@ class MicroBatcher {
       failure = Errc::batch_function_threw;
     }
     uint64_t ok = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (failure) {
-        deliver(dones[i], Result<Resp>(failure));
-      } else {
-        if (results[i].has_value()) ++ok;
-        deliver(dones[i], std::move(results[i]));
-      }
+    if (!failure) {
+      for (const Result<Resp>& r : results) ok += r.has_value() ? 1 : 0;
     }
-    std::lock_guard lk(mu_);
-    if (failure == Errc::wrong_result_count) ++stats_.wrong_result_count;
-    if (failure == Errc::batch_function_threw) ++stats_.function_threw;
-    stats_.results_ok += ok;
-    stats_.results_error += n - ok;
+    {
+      // Counted before any caller sees its result, so a caller that reads stats() after its
+      // result sees its batch included.
+      std::lock_guard lk(mu_);
+      if (failure == Errc::wrong_result_count) ++stats_.wrong_result_count;
+      if (failure == Errc::batch_function_threw) ++stats_.function_threw;
+      stats_.results_ok += ok;
+      stats_.results_error += n - ok;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      deliver(dones[i], failure ? Result<Resp>(failure) : std::move(results[i]));
+    }
   }
 
   const BatchFn fn_;

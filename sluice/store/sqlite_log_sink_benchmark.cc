@@ -2,8 +2,8 @@
 // on the same records in the same run.
 //
 //   cmake --build build/release --target sluice_store_benchmark
-//   build/release/sluice/store/sluice_store_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/store/sluice_store_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // Each iteration writes 500 records through `SqliteLogSink::write`: as batches of
 // `range(0)` rows (one transaction each), or as 500 one-row transactions (the baseline). The
