@@ -170,12 +170,19 @@ double HistogramSnapshot::quantile(double q) const noexcept {
 }
 
 uint64_t HistogramSnapshot::count_at_or_below(double bound) const noexcept {
-  const double bound_ticks = bound / resolution_;
+  const size_t last = last_bucket_at_or_below(bound);
   uint64_t total = 0;
-  for (size_t i = 0; i < buckets_.size() && midpoint_ticks(i) <= bound_ticks; ++i) {
-    total += buckets_[i];
-  }
+  for (size_t i = 0; i <= last && i < buckets_.size(); ++i) total += buckets_[i];
   return total;
+}
+
+size_t HistogramSnapshot::last_bucket_at_or_below(double bound) const noexcept {
+  if (!(bound >= 0)) return SIZE_MAX;  // nothing is below a negative bound
+  // The bound's tick, rounded as `record` rounds values: every value <= bound lands at or
+  // before this bucket.
+  const double ticks = std::floor(bound / resolution_ + 0.5);
+  if (ticks >= 0x1p62) return buckets_.size() - 1;
+  return std::min(bucket_index(static_cast<uint64_t>(ticks)), buckets_.size() - 1);
 }
 
 std::vector<uint64_t> HistogramSnapshot::export_counts() const {
@@ -184,8 +191,8 @@ std::vector<uint64_t> HistogramSnapshot::export_counts() const {
   uint64_t total = 0;
   size_t i = 0;
   for (const double bound : bounds_) {
-    const double bound_ticks = bound / resolution_;
-    for (; i < buckets_.size() && midpoint_ticks(i) <= bound_ticks; ++i) total += buckets_[i];
+    const size_t last = last_bucket_at_or_below(bound);
+    for (; last != SIZE_MAX && i <= last; ++i) total += buckets_[i];
     out.push_back(total);
   }
   return out;

@@ -93,8 +93,9 @@ class HistogramSnapshot {
   [[nodiscard]] double p99() const noexcept { return quantile(0.99); }
   [[nodiscard]] double p999() const noexcept { return quantile(0.999); }
 
-  // Number of values <= `bound` (in the unit), to the precision of one bucket: a bucket that
-  // straddles `bound` counts as below it when its midpoint is <= `bound`.
+  // Number of values <= `bound` (in the unit), to the precision of one bucket: every value
+  // <= `bound` is counted, and so are values in the bucket holding `bound` that exceed it
+  // (by less than 1/64 of `bound`). A value recorded exactly at a bound is always below it.
   [[nodiscard]] uint64_t count_at_or_below(double bound) const noexcept;
   // `count_at_or_below` for every export bound, in one pass (cumulative, ascending).
   [[nodiscard]] std::vector<uint64_t> export_counts() const;
@@ -111,6 +112,8 @@ class HistogramSnapshot {
 
   // Ticks to the unit; divides by the ticks per unit when that is a whole number, so that
   // 1500000 ns reads back as exactly 0.0015 s.
+  // The bucket holding `bound` (SIZE_MAX for a negative bound).
+  [[nodiscard]] size_t last_bucket_at_or_below(double bound) const noexcept;
   [[nodiscard]] double to_value(double ticks) const noexcept {
     return ticks_per_unit_ > 0 ? ticks / ticks_per_unit_ : ticks * resolution_;
   }

@@ -190,6 +190,14 @@ TEST(Histogram, ExportBoundsAreCumulativeToTheBucket) {
   for (size_t i = 0; i < bounds.size(); ++i) EXPECT_EQ(counts[i], s.count_at_or_below(bounds[i]));
 }
 
+TEST(Histogram, ValuesRecordedExactlyAtABoundAreBelowIt) {
+  Histogram h;
+  const std::vector<double> bounds = h.options().export_bounds;
+  for (const double b : bounds) h.record(b);
+  const auto counts = h.snapshot().export_counts();
+  for (size_t i = 0; i < bounds.size(); ++i) EXPECT_EQ(counts[i], i + 1) << bounds[i];
+}
+
 TEST(Histogram, ConcurrentRecordingLosesNothing) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 20'000;
