@@ -5,8 +5,8 @@
 // `depth` is the number of pipelined requests per round trip (1 = request/response ping-pong).
 //
 //   cmake --build build/release --target sluice_http_benchmark -j2
-//   build/release/sluice/http/sluice_http_benchmark --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   build/release/sluice/http/sluice_http_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true   (one command line)
 //
 // Sample (2 shared cores, noisy; medians):
 //   BM_RawAsioCanned/depth:1        items_per_second=~38k
