@@ -21,7 +21,9 @@ AimdPolicy::AimdPolicy(Options options) : options_(options) {
 
 double AimdPolicy::update(double limit, const Sample& sample) {
   const bool overload = sample.outcome != Outcome::success || sample.latency > options_.timeout;
-  if (overload) return limit * options_.backoff_ratio;
+  if (overload) {
+    return sample.admitted_before_last_decrease ? limit : limit * options_.backoff_ratio;
+  }
   if (static_cast<double>(sample.in_flight) >= limit * options_.utilization_to_grow) {
     return limit + options_.increase;
   }
@@ -40,7 +42,9 @@ GradientPolicy::GradientPolicy(Options options) : options_(options) {
 }
 
 double GradientPolicy::update(double limit, const Sample& sample) {
-  if (sample.outcome == Outcome::dropped) return limit * options_.drop_backoff;
+  if (sample.outcome == Outcome::dropped) {
+    return sample.admitted_before_last_decrease ? limit : limit * options_.drop_backoff;
+  }
   if (sample.outcome == Outcome::error) return limit;  // no latency information
   // A zero latency (a clock that did not move) would divide by zero; one nanosecond is the
   // finest the clocks resolve anyway.
@@ -75,6 +79,7 @@ LimiterToken& LimiterToken::operator=(LimiterToken&& other) noexcept {
     limiter_ = std::exchange(other.limiter_, nullptr);
     start_ = other.start_;
     in_flight_ = other.in_flight_;
+    epoch_ = other.epoch_;
   }
   return *this;
 }
@@ -103,7 +108,7 @@ void LimiterToken::on_ignore() noexcept {
 
 void LimiterToken::finish(Outcome outcome, Duration latency) {
   SLUICE_CHECK(limiter_ != nullptr, "LimiterToken completed twice or empty");
-  std::exchange(limiter_, nullptr)->complete(Sample{latency, in_flight_, outcome});
+  std::exchange(limiter_, nullptr)->complete(Sample{latency, in_flight_, outcome, false}, epoch_);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +136,8 @@ boost::system::result<LimiterToken> AdaptiveLimiter::try_acquire() noexcept {
     }
   } while (!in_flight_.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
   acquired_.fetch_add(1, std::memory_order_relaxed);
-  return LimiterToken(this, clock_.now(), current + 1);
+  return LimiterToken(this, clock_.now(), current + 1,
+                      decrease_epoch_.load(std::memory_order_relaxed));
 }
 
 void AdaptiveLimiter::release_only() noexcept {
@@ -139,9 +145,10 @@ void AdaptiveLimiter::release_only() noexcept {
   ignored_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void AdaptiveLimiter::complete(const Sample& sample) noexcept {
+void AdaptiveLimiter::complete(Sample sample, uint64_t epoch) noexcept {
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
+  sample.admitted_before_last_decrease = epoch < decrease_epoch_.load(std::memory_order_relaxed);
   switch (sample.outcome) {
     case Outcome::success:
       ++successes_;
@@ -158,6 +165,7 @@ void AdaptiveLimiter::complete(const Sample& sample) noexcept {
   const double next = policy_->update(estimated_, sample);
   // A NaN from a policy would poison the limit for good: keep the old estimate instead.
   if (std::isnan(next)) return;
+  if (next < estimated_) decrease_epoch_.fetch_add(1, std::memory_order_relaxed);
   estimated_ = std::clamp(next, static_cast<double>(options_.min_limit),
                           static_cast<double>(options_.max_limit));
   const auto new_limit = static_cast<uint32_t>(estimated_);

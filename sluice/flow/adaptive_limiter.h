@@ -4,7 +4,8 @@
 // drops, errors) through a pluggable `LimitPolicy`:
 //
 //  - `AimdPolicy`: additive increase on success while the limit is being used, multiplicative
-//    decrease on a drop, an error or a success slower than `timeout` (TCP-like).
+//    decrease on a drop, an error or a success slower than `timeout` (TCP-like: once per
+//    congestion event; requests admitted before the last decrease do not decrease it again).
 //  - `GradientPolicy`: Gradient2. Compares each sample's latency with a long-term average
 //    latency; when samples get slower than `rtt_tolerance` times the average the limit shrinks
 //    (by at most half per step), otherwise it grows by `queue_size`, all smoothed.
@@ -49,6 +50,10 @@ struct Sample {
   uint32_t in_flight = 0;
   // How it ended.
   Outcome outcome = Outcome::success;
+  // Admitted before the limiter's last decrease: the overload it reports has already been
+  // answered, so backoff policies do not decrease again for it (one multiplicative decrease
+  // per congestion event, as TCP backs off once per window, not once per lost packet).
+  bool admitted_before_last_decrease = false;
 };
 
 // The algorithm that moves the limit. Called under the limiter's lock, never concurrently.
@@ -146,13 +151,14 @@ class [[nodiscard]] LimiterToken {
 
  private:
   friend class AdaptiveLimiter;
-  LimiterToken(AdaptiveLimiter* limiter, TimePoint start, uint32_t in_flight)
-      : limiter_(limiter), start_(start), in_flight_(in_flight) {}
+  LimiterToken(AdaptiveLimiter* limiter, TimePoint start, uint32_t in_flight, uint64_t epoch)
+      : limiter_(limiter), start_(start), in_flight_(in_flight), epoch_(epoch) {}
   void finish(Outcome outcome, Duration latency);
 
   AdaptiveLimiter* limiter_ = nullptr;
   TimePoint start_{};
   uint32_t in_flight_ = 0;
+  uint64_t epoch_ = 0;  // the limiter's decrease count when this token was acquired
 };
 
 class AdaptiveLimiter {
@@ -203,7 +209,7 @@ class AdaptiveLimiter {
 
  private:
   friend class LimiterToken;
-  void complete(const Sample& sample) noexcept;
+  void complete(Sample sample, uint64_t epoch) noexcept;
   void release_only() noexcept;
 
   std::unique_ptr<LimitPolicy> policy_;
@@ -213,6 +219,7 @@ class AdaptiveLimiter {
   std::atomic<uint32_t> limit_;
   std::atomic<uint64_t> acquired_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> decrease_epoch_{0};  // bumped (under mu_) each time the estimate falls
   alignas(64) mutable std::mutex mu_;
   double estimated_;  // guarded by mu_
   uint64_t successes_ = 0;

@@ -36,6 +36,8 @@ TEST(AimdPolicy, GrowsAdditivelyAndShrinksMultiplicatively) {
   EXPECT_DOUBLE_EQ(policy.update(10, {10ms, 10, Outcome::dropped}), 5);
   EXPECT_DOUBLE_EQ(policy.update(10, {10ms, 10, Outcome::error}), 5);
   EXPECT_DOUBLE_EQ(policy.update(10, {2s, 10, Outcome::success}), 5);  // timeout
+  // Already answered by an earlier decrease: no second backoff.
+  EXPECT_DOUBLE_EQ(policy.update(10, {10ms, 10, Outcome::dropped, true}), 10);
 }
 
 TEST(AdaptiveLimiter, RejectsOverTheLimitWithAReason) {
@@ -81,17 +83,24 @@ TEST(AdaptiveLimiter, AimdGrowsUnderSuccessAndShrinksOnErrors) {
 
   drive_at_limit(limiter, held, 1, [](LimiterToken& t) { t.on_error(); });
   EXPECT_EQ(limiter.limit(), 6u);
+  // The other requests admitted before that decrease fail too: same congestion event, no
+  // further decrease.
+  drive_at_limit(limiter, held, 3, [](LimiterToken& t) { t.on_dropped(); });
+  EXPECT_EQ(limiter.limit(), 6u);
+  held.clear();  // releases without samples
+  EXPECT_EQ(limiter.in_flight(), 0u);
+  // Requests admitted after the decrease report new congestion: each event backs off once.
   drive_at_limit(limiter, held, 1, [](LimiterToken& t) { t.on_dropped(); });
   EXPECT_EQ(limiter.limit(), 3u);
+  held.clear();
   drive_at_limit(limiter, held, 1, [](LimiterToken& t) { t.on_dropped(); });
   EXPECT_EQ(limiter.limit(), 2u);  // min_limit
-  held.clear();                    // releases without samples
-  EXPECT_EQ(limiter.in_flight(), 0u);
+  held.clear();
 
   const auto s = limiter.stats();
   EXPECT_EQ(s.successes_total, 20u);
   EXPECT_EQ(s.errors_total, 1u);
-  EXPECT_EQ(s.dropped_total, 2u);
+  EXPECT_EQ(s.dropped_total, 5u);
   EXPECT_EQ(s.limit_increases_total, 8u);
   EXPECT_EQ(s.limit_decreases_total, 3u);
   EXPECT_EQ(s.min_rtt, 10ms);
