@@ -4,9 +4,9 @@
 //   cmake --build build/release --target sluice_exec_benchmark
 //   build/release/sluice/exec/sluice_exec_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2 shared cores, medians): BM_StdAsyncSubmitWait ~25 us per task (a thread each),
-// BM_TaskManagerSubmitWait ~8 us, BM_TaskManagerSubmitBatch64 ~1.5 us per task; see
-// docs/benchmarks/exec.md for the current figures.
+// Sample (2 shared, heavily loaded cores; real-time medians): BM_StdAsyncSubmitWait 84 us,
+// BM_TaskManagerSubmitWait 40 us (0.48x); BM_StdAsyncBatch64 34.6 ms, BM_TaskManagerBatch64
+// 0.85 ms (0.025x); see docs/benchmarks/exec.md for the rest.
 #include <benchmark/benchmark.h>
 
 #include <future>

@@ -55,7 +55,8 @@ BufferPool::BufferPool(Options options) : options_(options) {
 BufferPool::~BufferPool() {
   size_t outstanding = oversized_outstanding_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < class_count_; ++i) {
-    outstanding += classes_[i].outstanding.load(std::memory_order_relaxed);
+    std::lock_guard lock(classes_[i].mu);
+    outstanding += classes_[i].outstanding;
   }
   SLUICE_CHECK(outstanding == 0, "BufferPool destroyed while buffers are out");
 }
@@ -81,25 +82,26 @@ PooledBuffer BufferPool::acquire(size_t size) {
     return PooledBuffer(this, std::make_unique_for_overwrite<std::byte[]>(size), size, -1);
   }
   SizeClass& c = classes_[static_cast<size_t>(index)];
-  c.outstanding.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(c.mu);
+    ++c.outstanding;
     if (!c.idle.empty()) {
       std::unique_ptr<std::byte[]> data = std::move(c.idle.back());
       c.idle.pop_back();
-      c.idle_count.store(c.idle.size(), std::memory_order_relaxed);
-      c.reused.fetch_add(1, std::memory_order_relaxed);
+      ++c.reused;
       return PooledBuffer(this, std::move(data), c.size, index);
     }
+    ++c.created;
   }
   std::unique_ptr<std::byte[]> data;
   try {
     data = std::make_unique_for_overwrite<std::byte[]>(c.size);
   } catch (...) {
-    c.outstanding.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard lock(c.mu);
+    --c.outstanding;
+    --c.created;
     throw;
   }
-  c.created.fetch_add(1, std::memory_order_relaxed);
   return PooledBuffer(this, std::move(data), c.size, index);
 }
 
@@ -109,17 +111,17 @@ void BufferPool::give_back(std::unique_ptr<std::byte[]> data, int index) noexcep
     return;  // `data` is freed on return
   }
   SizeClass& c = classes_[static_cast<size_t>(index)];
-  c.outstanding.fetch_sub(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(c.mu);
+    --c.outstanding;
     if (c.idle.size() < c.max_idle) {
       c.idle.push_back(std::move(data));
-      c.idle_count.store(c.idle.size(), std::memory_order_relaxed);
-      c.returned.fetch_add(1, std::memory_order_relaxed);
+      ++c.returned;
       return;
     }
+    ++c.overflow;
   }
-  c.overflow.fetch_add(1, std::memory_order_relaxed);
+  // `data` is freed here, outside the lock.
 }
 
 void BufferPool::drop(int index) noexcept {
@@ -128,8 +130,9 @@ void BufferPool::drop(int index) noexcept {
     return;
   }
   SizeClass& c = classes_[static_cast<size_t>(index)];
-  c.outstanding.fetch_sub(1, std::memory_order_relaxed);
-  c.discarded.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(c.mu);
+  --c.outstanding;
+  ++c.discarded;
 }
 
 size_t BufferPool::trim() {
@@ -140,7 +143,6 @@ size_t BufferPool::trim() {
     {
       std::lock_guard lock(c.mu);
       doomed.swap(c.idle);
-      c.idle_count.store(0, std::memory_order_relaxed);
     }
     freed += doomed.size() * c.size;
   }
@@ -154,13 +156,16 @@ BufferPool::Stats BufferPool::stats() const {
     const SizeClass& c = classes_[i];
     ClassStats cs;
     cs.size = c.size;
-    cs.created = c.created.load(std::memory_order_relaxed);
-    cs.reused = c.reused.load(std::memory_order_relaxed);
-    cs.returned = c.returned.load(std::memory_order_relaxed);
-    cs.overflow = c.overflow.load(std::memory_order_relaxed);
-    cs.discarded = c.discarded.load(std::memory_order_relaxed);
-    cs.idle = c.idle_count.load(std::memory_order_relaxed);
-    cs.outstanding = c.outstanding.load(std::memory_order_relaxed);
+    {
+      std::lock_guard lock(c.mu);
+      cs.created = c.created;
+      cs.reused = c.reused;
+      cs.returned = c.returned;
+      cs.overflow = c.overflow;
+      cs.discarded = c.discarded;
+      cs.idle = c.idle.size();
+      cs.outstanding = c.outstanding;
+    }
     s.total.created += cs.created;
     s.total.reused += cs.reused;
     s.total.returned += cs.returned;

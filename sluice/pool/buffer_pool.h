@@ -2,9 +2,13 @@
 // HTTP layer's body chunks, so that steady traffic stops calling malloc for every chunk.
 //
 // Thread-safe: each size class has its own `std::mutex` (requests of different sizes never
-// contend); the counters are relaxed atomics, so `stats()` never blocks a hot path.
+// contend), which also guards that class's counters; `stats()` takes each class lock briefly.
 // Cost: `acquire(n)` finds the class with a bit scan, then one lock and a `pop_back`; returning
-// a buffer is one lock and a `push_back`. Buffers are not zeroed: contents are unspecified.
+// a buffer is one lock and a `push_back` (no atomics besides the lock). Buffers are not
+// zeroed: contents are unspecified. In a tight single-threaded loop it costs about what glibc's
+// malloc/free does when malloc keeps reusing one chunk (docs/benchmarks/pool.md); the pool's
+// gain is a bound on what is kept and large buffers kept off the mmap/munmap path whatever
+// the allocator's thresholds.
 // Bounds: a class keeps at most `max_idle_bytes_per_class` bytes idle (so at least one
 // buffer); a buffer returned beyond that is freed and counted in `Stats::overflow`. A request
 // larger than `max_size` gets a buffer of exactly that size that is never pooled, counted in
@@ -124,15 +128,15 @@ class BufferPool {
   struct SizeClass {
     size_t size = 0;
     size_t max_idle = 0;
-    std::mutex mu;
-    std::vector<std::unique_ptr<std::byte[]>> idle;  // guarded by `mu`
-    std::atomic<uint64_t> created{0};
-    std::atomic<uint64_t> reused{0};
-    std::atomic<uint64_t> returned{0};
-    std::atomic<uint64_t> overflow{0};
-    std::atomic<uint64_t> discarded{0};
-    std::atomic<size_t> idle_count{0};
-    std::atomic<size_t> outstanding{0};
+    mutable std::mutex mu;
+    // Guarded by `mu`:
+    std::vector<std::unique_ptr<std::byte[]>> idle;
+    uint64_t created = 0;
+    uint64_t reused = 0;
+    uint64_t returned = 0;
+    uint64_t overflow = 0;
+    uint64_t discarded = 0;
+    size_t outstanding = 0;
   };
 
   [[nodiscard]] int class_index(size_t size) const noexcept;

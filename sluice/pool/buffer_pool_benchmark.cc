@@ -3,8 +3,8 @@
 //
 //   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2 shared cores, medians): BM_Malloc/65536 ~1 us (mmap-sized free lists aside),
-// BM_BufferPool/65536 ~25 ns; see docs/benchmarks/pool.md for the current figures.
+// Sample (2 shared, heavily loaded cores; CPU-time medians): BM_Malloc/65536 13.8 ns,
+// BM_BufferPool/65536 12.6 ns (0.91x); see docs/benchmarks/pool.md for the rest.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>

@@ -3,8 +3,8 @@
 //   cmake --build build/release --target sluice_pool_benchmark
 //   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2 shared cores, medians): BM_MakeUnique4KiB 97 ns, BM_ObjectPoolAcquireRelease
-// 24 ns; see docs/benchmarks/pool.md for the current figures.
+// Sample (2 shared, heavily loaded cores; CPU-time medians): BM_MakeUnique4KiB 89 ns,
+// BM_ObjectPoolAcquireRelease 16 ns (0.18x); see docs/benchmarks/pool.md for the rest.
 #include <benchmark/benchmark.h>
 
 #include <array>
