@@ -38,6 +38,7 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/base/check.h"
 #include "sluice/base/clock.h"
 #include "sluice/base/random.h"
 #include "sluice/resilience/retry_budget.h"
@@ -186,8 +187,11 @@ class RetryDecision {
   [[nodiscard]] bool should_retry() const noexcept { return !reason_.has_value(); }
   // The wait before the next attempt; zero when stopping.
   [[nodiscard]] Duration delay() const noexcept { return delay_; }
-  // Why to stop; only valid when `!should_retry()`.
-  [[nodiscard]] StopReason stop_reason() const noexcept { return *reason_; }
+  // Why to stop; calling it when `should_retry()` is a bug (SLUICE_CHECK).
+  [[nodiscard]] StopReason stop_reason() const noexcept {
+    SLUICE_CHECK(reason_.has_value(), "RetryDecision::stop_reason on a retry decision");
+    return *reason_;
+  }
 
  private:
   RetryDecision(Duration delay, std::optional<StopReason> reason)
