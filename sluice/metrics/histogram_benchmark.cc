@@ -4,10 +4,10 @@
 //   build/release/sluice/metrics/sluice_metrics_benchmark --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true      (one line)
 //
-// Sample (2-core shared VM, medians, ns per record):
-//   BM_HistogramRecord/threads:1 ~4   BM_BaselineMutexVectorPush/threads:1 ~20
-//   BM_HistogramRecord/threads:2 ~4   BM_BaselineMutexVectorPush/threads:2 ~100
-//   BM_CounterInc/threads:1      ~1   BM_BaselineAtomicFetchAdd/threads:1  ~1
+// Sample (2-core shared VM, load average 14, medians of CPU ns per item):
+//   BM_HistogramRecord/threads:1 14.1   BM_BaselineMutexVectorPush/threads:1 14.0
+//   BM_HistogramRecord/threads:2 15.0   BM_BaselineMutexVectorPush/threads:2 16.3
+//   BM_CounterInc/threads:1       6.5   BM_BaselineAtomicFetchAdd/threads:1   6.5
 // (see docs/benchmarks/metrics.md for the measured figures).
 #include <benchmark/benchmark.h>
 
