@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -73,15 +74,19 @@ TEST(AsyncCoalescer, ThousandWaitersShareOneExecution) {
   Gate gate(ctx.get_executor());
   int executions = 0;
   std::vector<std::optional<Result>> results(kCallers);
+  std::vector<int> resume_order;
   for (int i = 0; i < kCallers; ++i) {
-    asio::co_spawn(ctx,
-                   c.run("k",
-                         [&]() -> awaitable<int> {
-                           ++executions;
-                           co_await gate.wait();
-                           co_return 42;
-                         }),
-                   Store{&results[i]});
+    asio::co_spawn(
+        ctx,
+        [&, i]() -> awaitable<void> {
+          results[i] = co_await c.run("k", [&]() -> awaitable<int> {
+            ++executions;
+            co_await gate.wait();
+            co_return 42;
+          });
+          resume_order.push_back(i);
+        },
+        asio::detached);
   }
   while (c.stats().coalesced < kCallers - 1) ASSERT_EQ(ctx.run_one(), 1u);
   gate.open();
@@ -91,6 +96,9 @@ TEST(AsyncCoalescer, ThousandWaitersShareOneExecution) {
     ASSERT_TRUE(r.has_value() && r->has_value());
     EXPECT_EQ(**r, 42);
   }
+  ASSERT_EQ(resume_order.size(), size_t{kCallers});
+  EXPECT_TRUE(std::is_sorted(resume_order.begin(), resume_order.end()))
+      << "waiters are released in the order they joined";
   const auto s = c.stats();
   EXPECT_EQ(s.leaders, 1u);
   EXPECT_EQ(s.coalesced, uint64_t{kCallers - 1});
