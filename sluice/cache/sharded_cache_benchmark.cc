@@ -2,11 +2,15 @@
 // the same keys: request-like string keys (~48-60 bytes) and uint64 keys, 1 and 2 threads.
 //
 //   cmake --build build/release --target sluice_cache_benchmark
-//   build/release/sluice/cache/sluice_cache_benchmark --benchmark_filter='Get|Put' --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/cache/sluice_cache_benchmark --benchmark_filter='Get|Put'
+//   --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2-core shared VM, medians; see docs/benchmarks/cache.md for the full table):
-//   BM_ShardedLru_GetHit<StringKeys>/threads:1       ~14 M items/s
-//   BM_MutexMap_GetHit<StringKeys>/threads:1         ~12 M items/s
+// Sample (shared 2-core VM at load average ~13, medians of 5; noisy, compare ratios only):
+//   BM_GetHit<MutexMap<U64Keys>, U64Keys>/real_time/threads:1      3.78 M items/s
+//   BM_GetHit<ShardedLru<U64Keys>, U64Keys>/real_time/threads:1    1.04 M items/s
+//   BM_GetHit<MutexMap<StringKeys>, StringKeys>/real_time/threads:1    0.49 M items/s
+//   BM_GetHit<ShardedLru<StringKeys>, StringKeys>/real_time/threads:1  0.56 M items/s
+// (full table and discussion in docs/benchmarks/cache.md)
 // Every benchmark reports `items_per_second` (operations) in total over its threads.
 #include <benchmark/benchmark.h>
 
