@@ -77,7 +77,7 @@ BoundedStream::~BoundedStream() = default;
 asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::string chunk) {
   {
     std::lock_guard lock(mu_);
-    const Decision d = try_push_locked(chunk, clock_.now());
+    const Decision d = try_push_locked(chunk, clock_.now(), /*first_attempt=*/true);
     if (d.done) co_return d.result();
   }
   // No room under block_producer: suspend. The initiation decides again under the lock, since
@@ -89,7 +89,7 @@ asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::str
             PushOp op(std::move(handler));
             std::lock_guard lock(mu_);
             const TimePoint now = clock_.now();
-            const Decision d = try_push_locked(chunk, now);
+            const Decision d = try_push_locked(chunk, now, /*first_attempt=*/false);
             if (d.done) {
               op.complete(d.ec, d.outcome);
               return;
@@ -106,7 +106,8 @@ asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::str
   co_return outcome;
 }
 
-BoundedStream::Decision BoundedStream::try_push_locked(std::string& chunk, TimePoint now) {
+BoundedStream::Decision BoundedStream::try_push_locked(std::string& chunk, TimePoint now,
+                                                       bool first_attempt) {
   if (failure_) return Decision::fail(failure_);
   if (closed_) return Decision::fail(Errc::stream_closed);
   if (chunk.size() > options_.max_buffered_bytes) {
@@ -120,7 +121,7 @@ BoundedStream::Decision BoundedStream::try_push_locked(std::string& chunk, TimeP
     update_state_locked(now);
     return Decision::ok(PushOutcome::queued);
   }
-  ++stats_.overflow_count;
+  if (first_attempt) ++stats_.overflow_count;  // a push re-decided when suspending counts once
   switch (options_.overflow) {
     case OverflowPolicy::block_producer:
       return Decision::wait();

@@ -168,7 +168,7 @@ class BoundedStream {
   struct Decision;
 
   // Each *_locked function requires mu_ held.
-  Decision try_push_locked(std::string& chunk, TimePoint now);
+  Decision try_push_locked(std::string& chunk, TimePoint now, bool first_attempt);
   bool try_pop_locked(std::string& out, boost::system::error_code& ec, TimePoint now);
   bool fits_locked(size_t bytes) const noexcept;
   void enqueue_locked(std::string chunk);

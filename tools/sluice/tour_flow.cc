@@ -90,8 +90,8 @@ void tour_rate_limit(std::ostream& out) {
     allowed += bucket.try_acquire() ? 1 : 0;
     clock.advance(50ms);
   }
-  flow::KeyedTokenBucket keyed({.bucket = {.rate_per_second = 1, .burst = 2}, .max_keys = 16},
-                               clock);
+  flow::KeyedTokenBucket keyed(
+      {.bucket = {.rate_per_second = 1, .burst = 2}, .max_keys = 16, .shards = 2}, clock);
   for (int i = 0; i < 100; ++i) (void)keyed.try_acquire("client-" + std::to_string(i % 40));
   const auto k = keyed.stats();
   out << "TokenBucket 10/s burst 5: " << allowed << " of 40 requests in 2 s allowed; "
