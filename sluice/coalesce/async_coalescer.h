@@ -8,8 +8,10 @@
 // io_contexts. Cancellation of one caller (its cancellation slot, `awaitable_operators` with a
 // timer, or `RunOptions::timeout`) releases that caller only: the work runs detached on the
 // leader's executor and completes for everyone else, even if the leader's own caller left.
-// Cost: as `Coalescer` plus, per waiter, one allocation and one `post` to its executor; the
-// work is one `co_spawn` on the leader's executor. Each caller receives a copy of `T`.
+// Cost: as `Coalescer` plus one allocation per waiter; on release, one `post` per distinct
+// waiter executor (up to 8, then one per waiter), waiters resumed in join order. The work is
+// one `co_spawn` on the leader's executor: it starts inline (dispatch) until its first
+// suspension, then continues detached. Each caller receives a copy of `T`.
 // Lifetime: `run` calls and the detached work share the core by `shared_ptr`, so the
 // coalescer may be destroyed while calls are pending (they complete normally). An io_context
 // destroyed while work is pending drops its waiters, as Asio does with its own operations.
