@@ -1,11 +1,13 @@
 // Cost per operation of AsyncSemaphore beside a plain std::mutex lock/unlock (the baseline
 // for every per-operation figure of the flow module).
 //
-//   build/h-flow/sluice/flow/sluice_flow_benchmark --benchmark_filter='Mutex|Semaphore' \
-//     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// clang-format off
+//   build/h-flow/sluice/flow/sluice_flow_benchmark --benchmark_filter='Mutex|Semaphore' --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// clang-format on
 //
-// Sample (2 shared cores, medians): BM_Baseline_MutexLockUnlock 7 ns,
-// BM_AsyncSemaphore_TryAcquireRelease 16 ns, BM_AsyncSemaphore_CoAwaitAcquire 60 ns.
+// Sample (2 shared, heavily loaded cores; CPU-time medians): BM_Baseline_MutexLockUnlock
+// 14.3 ns, BM_AsyncSemaphore_TryAcquireRelease 30.8 ns (2.15x), BM_AsyncSemaphore_CoAwaitAcquire
+// 47.7 ns per acquire (3.3x), BM_AsyncSemaphore_HandOff 462 ns per acquire.
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/co_spawn.hpp>

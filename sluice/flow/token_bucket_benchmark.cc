@@ -2,11 +2,12 @@
 // (async_semaphore_benchmark.cc, same binary). The rate is high enough that every call is
 // allowed (the path that costs the most: it writes).
 //
-//   build/h-flow/sluice/flow/sluice_flow_benchmark --benchmark_filter='Mutex|TokenBucket' \
-//     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// clang-format off
+//   build/h-flow/sluice/flow/sluice_flow_benchmark --benchmark_filter='Mutex|TokenBucket' --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// clang-format on
 //
-// Sample (2 shared cores, medians): BM_TokenBucket_TryAcquire 25 ns,
-// BM_KeyedTokenBucket_TryAcquire 70 ns (see docs/benchmarks/flow.md).
+// Sample (2 shared, heavily loaded cores; CPU-time medians): BM_TokenBucket_TryAcquire 43.5 ns
+// (3.0x the mutex; 29.6 ns of it is the clock read), BM_KeyedTokenBucket_TryAcquire 77.5 ns.
 #include <benchmark/benchmark.h>
 
 #include <string>
