@@ -8,11 +8,11 @@
 //   build/release/sluice/http/sluice_http_benchmark --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true   (one command line)
 //
-// Sample (2 shared cores, noisy; medians):
-//   BM_RawAsioCanned/depth:1        items_per_second=~38k
-//   BM_SluiceServer/depth:1         items_per_second=~33k
-//   BM_RawAsioCanned/depth:16       items_per_second=~480k
-//   BM_SluiceServer/depth:16        items_per_second=~260k
+// Sample (2 shared cores, another build running; medians of 5):
+//   BM_RawAsioCanned/depth:1    items_per_second=26.1k/s
+//   BM_SluiceServer/depth:1     items_per_second=22.8k/s   (0.87x)
+//   BM_RawAsioCanned/depth:16   items_per_second=339k/s
+//   BM_SluiceServer/depth:16    items_per_second=47.2k/s   (0.14x: one write per response)
 #include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <netinet/in.h>
