@@ -82,6 +82,9 @@ class AsyncCoalescer {
   // `awaitable<T>` or `awaitable<boost::system::result<T>>`; it is called once if this caller
   // leads (or overflows) and never otherwise. An exception of the work is rethrown here.
   // Errors: `too_many_in_flight`, `cancelled` (this caller's slot fired), `timeout`.
+  // Lifetime: the work may outlive this caller (it serves the others), so `factory` and the
+  // awaitable it returns must own what they use (capture by value or `shared_ptr`, not by
+  // reference to this caller's frame).
   template <class Factory>
   requires std::invocable<Factory&> && internal::IsAwaitable<std::invoke_result_t<Factory&>>::value
       [[nodiscard]] boost::asio::awaitable<boost::system::result<T>>

@@ -4,11 +4,14 @@
 //   build/h-coalesce/sluice/coalesce/sluice_coalesce_benchmark
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2 shared cores, noisy; medians):
-//   BM_DirectCall                      ~1 ns
-//   BM_CoalescerCacheHit               ~60 ns
-//   BM_CoalescerFreshKey               ~190 ns
-//   BM_ThousandWaitersOneKey           executions=1 release_p50_us~60 release_max_us~120
+// Sample (2 shared cores, load ~17, medians of 5; wall / CPU):
+//   BM_DirectCall                   0.92 ns / 0.34 ns
+//   BM_CoalescerCacheHit             155 ns / 62 ns
+//   BM_CoalescerFreshKey             476 ns / 187 ns
+//   BM_AsyncDirectAwait               41 ns / 17 ns
+//   BM_AsyncCacheHit                 291 ns / 107 ns
+//   BM_AsyncFreshKey                 2.4 us / 0.92 us
+//   BM_ThousandWaitersOneKey         2.6 ms / 1.0 ms  executions=1 release_p50_us=211
 // (see docs/benchmarks/coalesce.md for the measured figures)
 #include <benchmark/benchmark.h>
 
