@@ -10,7 +10,7 @@
 //   BM_GetHit<ShardedLru<U64Keys>, U64Keys>/real_time/threads:1    1.04 M items/s
 //   BM_GetHit<MutexMap<StringKeys>, StringKeys>/real_time/threads:1    0.49 M items/s
 //   BM_GetHit<ShardedLru<StringKeys>, StringKeys>/real_time/threads:1  0.56 M items/s
-// (full table and discussion in docs/benchmarks/cache.md)
+// (full table and discussion in docs/benchmarks.md (cache))
 // Every benchmark reports `items_per_second` (operations) in total over its threads.
 #include <benchmark/benchmark.h>
 

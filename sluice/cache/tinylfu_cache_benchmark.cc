@@ -11,7 +11,7 @@
 //   --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Result (exact, deterministic): Zipf LRU hit_ratio=0.3419, W-TinyLFU 0.4503; scan trace LRU
-// 0.2245, W-TinyLFU 0.2985 (docs/benchmarks/cache.md).
+// 0.2245, W-TinyLFU 0.2985 (docs/benchmarks.md (cache)).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

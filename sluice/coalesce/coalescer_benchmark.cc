@@ -12,7 +12,7 @@
 //   BM_AsyncCacheHit                 291 ns / 107 ns
 //   BM_AsyncFreshKey                 2.4 us / 0.92 us
 //   BM_ThousandWaitersOneKey         2.6 ms / 1.0 ms  executions=1 release_p50_us=211
-// (see docs/benchmarks/coalesce.md for the measured figures)
+// (see docs/benchmarks.md (coalesce) for the measured figures)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

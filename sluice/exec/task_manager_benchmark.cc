@@ -6,7 +6,7 @@
 //
 // Sample (2 shared, heavily loaded cores; real-time medians): BM_StdAsyncSubmitWait 84 us,
 // BM_TaskManagerSubmitWait 40 us (0.48x); BM_StdAsyncBatch64 34.6 ms, BM_TaskManagerBatch64
-// 0.85 ms (0.025x); see docs/benchmarks/exec.md for the rest.
+// 0.85 ms (0.025x); see docs/benchmarks.md (exec) for the rest.
 #include <benchmark/benchmark.h>
 
 #include <future>

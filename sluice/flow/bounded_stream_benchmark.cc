@@ -8,7 +8,7 @@
 // Sample (2 shared, heavily loaded cores; medians): BM_Channel_OneContext 2.32 M chunks/s,
 // BM_BoundedStream_OneContext 5.02 M/s (2.17x); BM_ConcurrentChannel_TwoThreads 141 k/s,
 // BM_MutexDeque_TwoThreads 352 k/s, BM_BoundedStream_TwoThreads 197 k/s (1.40x the channel).
-// See docs/benchmarks/flow.md.
+// See docs/benchmarks.md (flow).
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/as_tuple.hpp>

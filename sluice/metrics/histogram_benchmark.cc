@@ -8,7 +8,7 @@
 //   BM_HistogramRecord/threads:1 14.1   BM_BaselineMutexVectorPush/threads:1 14.0
 //   BM_HistogramRecord/threads:2 15.0   BM_BaselineMutexVectorPush/threads:2 16.3
 //   BM_CounterInc/threads:1       6.5   BM_BaselineAtomicFetchAdd/threads:1   6.5
-// (see docs/benchmarks/metrics.md for the measured figures).
+// (see docs/benchmarks.md (metrics) for the measured figures).
 #include <benchmark/benchmark.h>
 
 #include <atomic>

@@ -6,7 +6,7 @@
 // Cost: `acquire(n)` finds the class with a bit scan, then one lock and a `pop_back`; returning
 // a buffer is one lock and a `push_back` (no atomics besides the lock). Buffers are not
 // zeroed: contents are unspecified. In a tight single-threaded loop it costs about what glibc's
-// malloc/free does when malloc keeps reusing one chunk (docs/benchmarks/pool.md); the pool's
+// malloc/free does when malloc keeps reusing one chunk (docs/benchmarks.md (pool)); the pool's
 // gain is a bound on what is kept and large buffers kept off the mmap/munmap path whatever
 // the allocator's thresholds.
 // Bounds: a class keeps at most `max_idle_bytes_per_class` bytes idle (so at least one

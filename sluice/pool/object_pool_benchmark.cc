@@ -4,7 +4,7 @@
 //   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared, heavily loaded cores; CPU-time medians): BM_MakeUnique4KiB 89 ns,
-// BM_ObjectPoolAcquireRelease 16 ns (0.18x); see docs/benchmarks/pool.md for the rest.
+// BM_ObjectPoolAcquireRelease 16 ns (0.18x); see docs/benchmarks.md (pool) for the rest.
 #include <benchmark/benchmark.h>
 
 #include <array>

@@ -19,7 +19,7 @@
 //
 // Thread-safety: thread-safe; one `std::mutex` guards the state. Each call takes it twice
 // (`allow`, then the record), uncontended about 2 x 20 ns plus a clock read; under contention
-// it serialises callers (see docs/benchmarks/resilience.md). A breaker per upstream keeps the
+// it serialises callers (see docs/benchmarks.md (resilience)). A breaker per upstream keeps the
 // contention per upstream.
 // Ordering: `on_state_change` is called outside the lock, one call at a time, in transition
 // order, possibly on another thread that is delivering earlier transitions; it may call the

@@ -8,7 +8,7 @@
 //
 // Sample (2-core shared VM under load, medians, CPU time): BM_MutexLockUnlock/threads:1
 // 6.5 ns, BM_BreakerAllowRecord/threads:1 97 ns (15x; 3.2x two lock/unlock pairs);
-// 2 threads: 16 ns vs 106 ns. See docs/benchmarks/resilience.md.
+// 2 threads: 16 ns vs 106 ns. See docs/benchmarks.md (resilience).
 #include <benchmark/benchmark.h>
 
 #include <mutex>

@@ -7,7 +7,7 @@
 //
 // Sample (2-core shared VM under load, medians, CPU time): BM_RandomDraw 1.2 ns,
 // BM_Backoff none 11 ns / full 23 ns / equal 25 ns / decorrelated 9 ns, BM_NextDelay 81 ns.
-// See docs/benchmarks/resilience.md.
+// See docs/benchmarks.md (resilience).
 #include <benchmark/benchmark.h>
 
 #include <memory>

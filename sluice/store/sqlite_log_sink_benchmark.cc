@@ -13,7 +13,7 @@
 // thread, batch 500) and flushes. Sample (2-core shared VM at load 14, medians of 5, wall time
 // per 500 rows): BM_SqliteBatched/500 23.3 ms vs BM_SqlitePerRow/1 104 ms (4.5x);
 // BM_SqliteBatchedSyncFull/500 27.6 ms vs BM_SqlitePerRowSyncFull/1 1114 ms (40x).
-// More in docs/benchmarks/store.md.
+// More in docs/benchmarks.md (store).
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
