@@ -11,7 +11,8 @@
 // merges concurrent calls. Counters: calls/s, and for the micro-batcher the batch sizes formed.
 // Sample (2-core shared VM at load 14, medians of 5): BM_BatcherAdd/threads:1 3.57 M items/s
 // vs BM_DirectSinkWrite/threads:1 5.81 M items/s; BM_MicroBatcher/8/threads:8 10.3 k calls/s
-// (avg batch 7.6) vs BM_UnbatchedCalls/threads:8 3.89 k calls/s. More in docs/benchmarks.md (batch).
+// (avg batch 7.6) vs BM_UnbatchedCalls/threads:8 3.89 k calls/s. More in docs/benchmarks.md
+// (batch).
 #include <benchmark/benchmark.h>
 
 #include <atomic>

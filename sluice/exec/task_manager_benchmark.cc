@@ -2,7 +2,8 @@
 // overhead of `parallel_map` against a plain loop.
 //
 //   cmake --build build/release --target sluice_exec_benchmark
-//   build/release/sluice/exec/sluice_exec_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/exec/sluice_exec_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared, heavily loaded cores; real-time medians): BM_StdAsyncSubmitWait 84 us,
 // BM_TaskManagerSubmitWait 40 us (0.48x); BM_StdAsyncBatch64 34.6 ms, BM_TaskManagerBatch64

@@ -1,7 +1,8 @@
 // Buffer pool against malloc/free for body-chunk sized buffers (4 KiB and 64 KiB), and the
 // connection tracker's reuse path.
 //
-//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared, heavily loaded cores; CPU-time medians): BM_Malloc/65536 13.8 ns,
 // BM_BufferPool/65536 12.6 ns (0.91x); see docs/benchmarks.md (pool) for the rest.

@@ -1,7 +1,8 @@
 // Object pool acquire/release against `std::make_unique` of the same 4 KiB buffer.
 //
 //   cmake --build build/release --target sluice_pool_benchmark
-//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/pool/sluice_pool_benchmark --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared, heavily loaded cores; CPU-time medians): BM_MakeUnique4KiB 89 ns,
 // BM_ObjectPoolAcquireRelease 16 ns (0.18x); see docs/benchmarks.md (pool) for the rest.
