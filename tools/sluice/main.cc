@@ -1,24 +1,32 @@
-// sluice: the command-line front of libsluice. Parses flags and hands off.
+// sluice: the command-line front of libsluice. Each subcommand lives in its own cmd_*.cc
+// (see command.h); main only builds the parser and hands off.
 #include <CLI/CLI.hpp>
-#include <iostream>
+#include <algorithm>
 
-#include "tools/sluice/tour.h"
+#include "tools/sluice/command.h"
 
-#ifndef SLUICE_VERSION
-#define SLUICE_VERSION "0.0.0"
-#endif
+namespace sluice::tools {
+
+std::vector<CommandRegistration>& commands() {
+  static std::vector<CommandRegistration> registered;
+  return registered;
+}
+
+}  // namespace sluice::tools
 
 int main(int argc, char** argv) {
   CLI::App app{"sluice: a performance layer for services that call slow, expensive upstreams"};
   app.require_subcommand(1);
-  auto* version = app.add_subcommand("version", "Print the version and exit");
-  auto* tour = app.add_subcommand("tour", "Run every libsluice primitive once and report");
-  CLI11_PARSE(app, argc, argv);
-
-  if (version->parsed()) {
-    std::cout << "sluice " << SLUICE_VERSION << "\n";
-    return 0;
+  int exit_code = 0;
+  auto registered = sluice::tools::commands();
+  std::stable_sort(registered.begin(), registered.end(),
+                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  for (const auto& command : registered) command.add(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;  // usage errors exit 2, like a bad config
   }
-  if (tour->parsed()) return sluice::tools::run_tour(std::cout);
-  return 0;
+  return exit_code;
 }
