@@ -1,0 +1,285 @@
+#include "sluice/gateway/cache_key.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+
+#include "sluice/base/check.h"
+#include "sluice/gateway/canonical_json.h"
+
+namespace sluice::gateway {
+
+namespace {
+
+namespace bh = boost::beast::http;
+
+// The SHA-256 implementation, fetched once (OpenSSL 3 would otherwise look it up per call).
+const EVP_MD* sha256_md() {
+  static const EVP_MD* md = [] {
+    const EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (m == nullptr) m = EVP_sha256();
+    return m;
+  }();
+  return md;
+}
+
+// One digest context per thread, reused (EVP_MD_CTX_new allocates).
+struct ContextHolder {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~ContextHolder() { EVP_MD_CTX_free(ctx); }
+};
+
+void to_hex(const unsigned char* bytes, size_t n, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const size_t at = out.size();
+  out.resize(at + 2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out[at + 2 * i] = kHex[bytes[i] >> 4];
+    out[at + 2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+}
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool iequals_prefix(std::string_view s, std::string_view lower_prefix) noexcept {
+  if (s.size() < lower_prefix.size()) return false;
+  for (size_t i = 0; i < lower_prefix.size(); ++i) {
+    if (lower(s[i]) != lower_prefix[i]) return false;
+  }
+  return true;
+}
+
+// Appends `<name>=<len>:<value>;`.
+void append_part(std::string& key, std::string_view name, std::string_view value) {
+  char len[24];
+  const auto r = std::to_chars(len, len + sizeof len, value.size());
+  key.append(name);
+  key.push_back('=');
+  key.append(len, r.ptr);
+  key.push_back(':');
+  key.append(value);
+  key.push_back(';');
+}
+
+// Splits a request target into authority (absolute-form only), path and query.
+struct Target {
+  std::string_view authority;
+  bool absolute = false;
+  bool https = false;
+  std::string_view path;
+  std::string_view query;
+};
+
+Target split_target(std::string_view target) {
+  Target t;
+  const size_t hash = target.find('#');  // never sent, but never part of a key either
+  if (hash != std::string_view::npos) target = target.substr(0, hash);
+  std::string_view rest = target;
+  if (iequals_prefix(rest, "http://") || iequals_prefix(rest, "https://")) {
+    t.absolute = true;
+    t.https = lower(rest[4]) == 's';
+    rest.remove_prefix(t.https ? 8 : 7);
+    const size_t end = rest.find_first_of("/?");
+    t.authority = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+    const size_t at = t.authority.rfind('@');  // userinfo is not part of the host
+    if (at != std::string_view::npos) t.authority.remove_prefix(at + 1);
+  }
+  const size_t q = rest.find('?');
+  t.path = rest.substr(0, q);
+  if (q != std::string_view::npos) t.query = rest.substr(q + 1);
+  if (t.absolute && t.path.empty()) t.path = "/";
+  return t;
+}
+
+// Joins all lines of header `name` with ", ". Returns false when there is none.
+bool header_value(const bh::fields& fields, std::string_view name, std::string& out) {
+  out.clear();
+  bool found = false;
+  const auto [first, last] = fields.equal_range(name);
+  for (auto it = first; it != last; ++it) {
+    if (found) out.append(", ");
+    out.append(it->value());
+    found = true;
+  }
+  return found;
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) {
+  static thread_local ContextHolder holder;
+  SLUICE_CHECK(holder.ctx != nullptr, "EVP_MD_CTX_new failed");
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  const bool ok = EVP_DigestInit_ex(holder.ctx, sha256_md(), nullptr) == 1 &&
+                  EVP_DigestUpdate(holder.ctx, data.data(), data.size()) == 1 &&
+                  EVP_DigestFinal_ex(holder.ctx, digest.data(), &len) == 1;
+  SLUICE_CHECK(ok && len == 32, "SHA-256 failed");
+  std::string out;
+  out.reserve(64);
+  to_hex(digest.data(), len, out);
+  return out;
+}
+
+std::string normalize_host(std::string_view host, unsigned default_port) {
+  // The port starts after the last ':' that is not inside an IPv6 literal's brackets.
+  size_t colon = host.rfind(':');
+  const size_t bracket = host.rfind(']');
+  if (colon != std::string_view::npos && bracket != std::string_view::npos && colon < bracket) {
+    colon = std::string_view::npos;
+  }
+  if (colon != std::string_view::npos) {
+    const std::string_view port = host.substr(colon + 1);
+    unsigned value = 0;
+    const auto r = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() ||
+        (r.ec == std::errc() && r.ptr == port.data() + port.size() && value == default_port)) {
+      host = host.substr(0, colon);
+    }
+  }
+  std::string out(host);
+  for (char& c : out) c = lower(c);
+  return out;
+}
+
+std::string sort_query(std::string_view query) {
+  // Parameters as views; most queries are short, so an insertion sort (stable) on a small
+  // vector beats std::stable_sort's buffer.
+  std::vector<std::string_view> params;
+  size_t total = 0;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view p = query.substr(0, amp);
+    if (!p.empty()) {
+      params.push_back(p);
+      total += p.size() + 1;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  const auto name_of = [](std::string_view p) { return p.substr(0, p.find('=')); };
+  if (params.size() <= 16) {
+    for (size_t i = 1; i < params.size(); ++i) {
+      const std::string_view v = params[i];
+      const std::string_view n = name_of(v);
+      size_t j = i;
+      while (j > 0 && n < name_of(params[j - 1])) {
+        params[j] = params[j - 1];
+        --j;
+      }
+      params[j] = v;
+    }
+  } else {
+    std::stable_sort(params.begin(), params.end(), [&](std::string_view a, std::string_view b) {
+      return name_of(a) < name_of(b);
+    });
+  }
+  std::string out;
+  out.reserve(total);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (i > 0) out.push_back('&');
+    out.append(params[i]);
+  }
+  return out;
+}
+
+std::string canonical_target(std::string_view target) {
+  const Target t = split_target(target);
+  std::string out(t.path);
+  std::string q = sort_query(t.query);
+  if (!q.empty()) {
+    out.push_back('?');
+    out.append(q);
+  }
+  return out;
+}
+
+RequestKey make_key(const http::Request& request, const KeyPolicy& policy) {
+  RequestKey rk;
+  rk.parts.reserve(6 + policy.headers.size());
+  std::string& key = rk.key;
+  key.reserve(128);
+  key.append("v1;");
+
+  const auto add = [&](std::string name, std::string_view key_value, std::string display) {
+    append_part(key, name, key_value);
+    rk.parts.push_back(KeyPart{std::move(name), std::move(display)});
+  };
+
+  add("route", policy.route, policy.route);
+  const std::string_view method = request.method_string();
+  add("method", method, std::string(method));
+
+  const Target t = split_target(request.target());
+  std::string host;
+  if (t.absolute) {
+    host = normalize_host(t.authority, t.https ? 443 : 80);
+  } else {
+    const auto it = request.find(bh::field::host);
+    if (it != request.end()) host = normalize_host(it->value(), policy.default_port);
+  }
+  append_part(key, "host", host);
+  rk.parts.push_back(KeyPart{"host", std::move(host)});
+  add("path", t.path, std::string(t.path));
+  if (policy.include_query) {
+    std::string q = sort_query(t.query);
+    append_part(key, "query", q);
+    rk.parts.push_back(KeyPart{"query", std::move(q)});
+  }
+
+  std::string value;
+  for (const std::string& name : policy.headers) {
+    std::string part_name = "header:" + name;
+    if (header_value(request.base(), name, value)) {
+      append_part(key, part_name, value);
+      rk.parts.push_back(KeyPart{std::move(part_name), value});
+    } else {
+      key.append(part_name);
+      key.append("=-;");
+      rk.parts.push_back(KeyPart{std::move(part_name), "(absent)"});
+    }
+  }
+
+  if (policy.include_credentials) {
+    std::string material;
+    for (const std::string& name : policy.credential_headers) {
+      const auto [first, last] = request.base().equal_range(name);
+      for (auto it = first; it != last; ++it) append_part(material, name, it->value());
+    }
+    if (!material.empty()) rk.tenant = sha256_hex(material);
+    append_part(key, "tenant", rk.tenant);
+    rk.parts.push_back(
+        KeyPart{"tenant", rk.tenant.empty() ? std::string("none") : rk.tenant.substr(0, 16)});
+  }
+
+  if (policy.body != BodyDigest::none) {
+    const std::string_view body = request.body();
+    std::string key_value;
+    std::string display;
+    if (policy.body == BodyDigest::canonical_json) {
+      auto canonical = canonical_json(body);
+      if (canonical) {
+        std::string hex = sha256_hex(*canonical);
+        key_value = "c:" + hex;
+        display = "sha256:" + hex + " (canonical json)";
+      } else {
+        std::string hex = sha256_hex(body);
+        key_value = "r:" + hex;
+        display = "sha256:" + hex + " (raw bytes; not json: " + canonical.error().message() + ")";
+      }
+    } else {
+      std::string hex = sha256_hex(body);
+      key_value = "r:" + hex;
+      display = "sha256:" + hex + " (raw bytes)";
+    }
+    append_part(key, "body", key_value);
+    rk.parts.push_back(KeyPart{"body", std::move(display)});
+  }
+  return rk;
+}
+
+}  // namespace sluice::gateway
