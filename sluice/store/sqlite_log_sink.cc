@@ -36,6 +36,7 @@ CREATE INDEX access_log_route_time ON access_log (route, time_ns);
 )sql",
 };
 
+constexpr int kColumnCount = 13;
 constexpr std::string_view kColumns =
     "time_ns, route, method, path, status, cache, upstream_latency_ns, total_latency_ns, "
     "bytes_in, bytes_out, tenant_digest, request_id, upstream";
@@ -77,6 +78,38 @@ std::string text_column(sqlite3_stmt* stmt, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
   return p == nullptr ? std::string()
                       : std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt, col)));
+}
+
+// Binds the 13 columns of `r` at parameters `first + 1` .. `first + 13`. Text is bound
+// SQLITE_STATIC: `r` outlives the step, and the bindings are cleared before `write` returns.
+void bind_record(sqlite3_stmt* stmt, int first, const AccessRecord& r) {
+  const auto text = [&](int col, std::string_view v) {
+    sqlite3_bind_text(stmt, first + col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  };
+  sqlite3_bind_int64(stmt, first + 1, r.time_unix_ns);
+  text(2, r.route);
+  text(3, r.method);
+  text(4, r.path);
+  sqlite3_bind_int(stmt, first + 5, r.status);
+  text(6, to_string(r.cache));
+  sqlite3_bind_int64(stmt, first + 7, r.upstream_latency.count());
+  sqlite3_bind_int64(stmt, first + 8, r.total_latency.count());
+  sqlite3_bind_int64(stmt, first + 9, clamp_to_int64(r.bytes_in));
+  sqlite3_bind_int64(stmt, first + 10, clamp_to_int64(r.bytes_out));
+  text(11, r.tenant_digest);
+  text(12, r.request_id);
+  text(13, r.upstream);
+}
+
+// "INSERT INTO access_log (...) VALUES (?,...,?),(?,...),..." for `rows` rows.
+std::string insert_sql(std::size_t rows) {
+  std::string sql = "INSERT INTO access_log (" + std::string(kColumns) + ") VALUES ";
+  for (std::size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(" : ",(";
+    for (int c = 0; c < kColumnCount; ++c) sql += c == 0 ? "?" : ",?";
+    sql += ")";
+  }
+  return sql;
 }
 
 class OpenFailure {
@@ -195,20 +228,25 @@ boost::system::result<std::unique_ptr<SqliteLogSink>, OpenError> SqliteLogSink::
 }
 
 SqliteLogSink::SqliteLogSink(std::filesystem::path path, SqliteLogSinkOptions options, sqlite3* db)
-    : path_(std::move(path)), options_(options), db_(db) {}
+    : path_(std::move(path)),
+      options_(options),
+      rows_per_statement_(std::clamp<std::size_t>(options.rows_per_statement, 1, 2000)),
+      db_(db) {}
 
 SqliteLogSink::~SqliteLogSink() {
-  for (sqlite3_stmt* s : {insert_, begin_, commit_, rollback_, prune_rows_, prune_age_}) {
+  for (sqlite3_stmt* s :
+       {insert_, insert_many_, begin_, commit_, rollback_, prune_rows_, prune_age_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close_v2(db_);
 }
 
 boost::system::error_code SqliteLogSink::prepare_statements() {
-  const std::string insert = "INSERT INTO access_log (" + std::string(kColumns) +
-                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+  const std::string insert = insert_sql(1);
+  const std::string insert_many = insert_sql(std::max<std::size_t>(rows_per_statement_, 1));
   const std::pair<sqlite3_stmt**, std::string_view> statements[] = {
       {&insert_, insert},
+      {&insert_many_, insert_many},
       {&begin_, "BEGIN IMMEDIATE"},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
@@ -273,32 +311,30 @@ boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> rec
   sqlite3_reset(begin_);
   if (rc != SQLITE_DONE) return fail_locked(rc);
   int64_t newest = std::numeric_limits<int64_t>::min();
-  for (const AccessRecord& r : records) {
-    const std::string_view cache = to_string(r.cache);
-    sqlite3_bind_int64(insert_, 1, r.time_unix_ns);
-    sqlite3_bind_text(insert_, 2, r.route.data(), static_cast<int>(r.route.size()), SQLITE_STATIC);
-    sqlite3_bind_text(insert_, 3, r.method.data(), static_cast<int>(r.method.size()),
-                      SQLITE_STATIC);
-    sqlite3_bind_text(insert_, 4, r.path.data(), static_cast<int>(r.path.size()), SQLITE_STATIC);
-    sqlite3_bind_int(insert_, 5, r.status);
-    sqlite3_bind_text(insert_, 6, cache.data(), static_cast<int>(cache.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(insert_, 7, r.upstream_latency.count());
-    sqlite3_bind_int64(insert_, 8, r.total_latency.count());
-    sqlite3_bind_int64(insert_, 9, clamp_to_int64(r.bytes_in));
-    sqlite3_bind_int64(insert_, 10, clamp_to_int64(r.bytes_out));
-    sqlite3_bind_text(insert_, 11, r.tenant_digest.data(), static_cast<int>(r.tenant_digest.size()),
-                      SQLITE_STATIC);
-    sqlite3_bind_text(insert_, 12, r.request_id.data(), static_cast<int>(r.request_id.size()),
-                      SQLITE_STATIC);
-    sqlite3_bind_text(insert_, 13, r.upstream.data(), static_cast<int>(r.upstream.size()),
-                      SQLITE_STATIC);
+  for (const AccessRecord& r : records) newest = std::max(newest, r.time_unix_ns);
+  // Full chunks through the multi-row statement, the rest one row at a time.
+  const std::size_t chunk = rows_per_statement_;
+  std::size_t i = 0;
+  for (; chunk > 1 && records.size() - i >= chunk; i += chunk) {
+    for (std::size_t k = 0; k < chunk; ++k) {
+      bind_record(insert_many_, static_cast<int>(k * kColumnCount), records[i + k]);
+    }
+    rc = sqlite3_step(insert_many_);
+    sqlite3_reset(insert_many_);
+    if (rc != SQLITE_DONE) {
+      sqlite3_clear_bindings(insert_many_);
+      return fail_locked(rc);
+    }
+  }
+  if (i > 0) sqlite3_clear_bindings(insert_many_);  // drop pointers into `records`
+  for (; i < records.size(); ++i) {
+    bind_record(insert_, 0, records[i]);
     rc = sqlite3_step(insert_);
     sqlite3_reset(insert_);
     if (rc != SQLITE_DONE) {
       sqlite3_clear_bindings(insert_);
       return fail_locked(rc);
     }
-    newest = std::max(newest, r.time_unix_ns);
   }
   sqlite3_clear_bindings(insert_);  // drop pointers into `records`
   rc = prune_locked(newest);

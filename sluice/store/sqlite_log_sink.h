@@ -66,6 +66,10 @@ struct SqliteLogSinkOptions {
   std::size_t max_prune_per_write = 10'000;
   // Durability of each commit.
   SqliteSync synchronous = SqliteSync::normal;
+  // Rows per multi-row INSERT statement (clamped to 1..2000; 1 = one-row INSERTs only). A batch
+  // is written as full chunks of this many rows, then one-row INSERTs for the rest: set it to
+  // the batcher's `batch_size` so a full batch is one statement.
+  std::size_t rows_per_statement = 500;
 };
 
 // A snapshot of the sink's counters (totals since open).
@@ -115,9 +119,11 @@ class SqliteLogSink final : public batch::Sink<AccessRecord> {
 
   const std::filesystem::path path_;
   const SqliteLogSinkOptions options_;
+  std::size_t rows_per_statement_ = 1;  // rows of `insert_many_` (clamped options value)
   mutable std::mutex mu_;
   sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;       // one row
+  sqlite3_stmt* insert_many_ = nullptr;  // `rows_per_statement_` rows
   sqlite3_stmt* begin_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
