@@ -155,15 +155,30 @@ class Handler {
     }
     return true;
   }
-  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_number_part(std::string_view s, boost::system::error_code&) {
+    number_.append(s);
+    return true;
+  }
   bool on_int64(int64_t i, std::string_view, boost::system::error_code&) {
+    number_.clear();
     return append_integer(i);
   }
   bool on_uint64(uint64_t u, std::string_view, boost::system::error_code&) {
+    number_.clear();
     return append_integer(u);
   }
-  bool on_double(double d, std::string_view, boost::system::error_code& ec) {
-    if (!std::isfinite(d)) {
+  bool on_double(double, std::string_view s, boost::system::error_code& ec) {
+    // Boost.JSON 1.81's own conversion is fast but not always correctly rounded (the
+    // canonical form would then not be idempotent); std::from_chars is exact.
+    std::string_view text = s;
+    if (!number_.empty()) {
+      number_.append(s);
+      text = number_;
+    }
+    double d = 0;
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), d);
+    number_.clear();
+    if (r.ec != std::errc() || !std::isfinite(d)) {
       ec = make_error_code(CanonicalJsonError::number_out_of_range);
       return false;
     }
@@ -236,7 +251,8 @@ class Handler {
 
   std::vector<Frame> frames_;
   size_t depth_ = 0;
-  std::string part_;  // pieces of a string or key split across parser buffers
+  std::string part_;    // pieces of a string or key split across parser buffers
+  std::string number_;  // pieces of a number split across parser buffers
 };
 
 }  // namespace

@@ -21,8 +21,10 @@
 //     Boost.JSON's shortest round-trip form with an exponent: `1.0` -> `1E0`, `1e2` ->
 //     `1E2`, `0.1` -> `1E-1`, `-0.0` -> `-0E0`. So `1` and `1.0` are DIFFERENT canonical
 //     values (an upstream may treat them differently too). Integers beyond 64 bits become
-//     doubles (`123456789012345678901` -> `1.2345678901234567E20`, precision lost, as in
-//     Boost.JSON). Overflowing doubles (`1e400`) are an error (`number_out_of_range`);
+//     doubles (`123456789012345678901` -> `1.2345678901234568E20`, precision lost:
+//     the nearest double; numbers are converted with `std::from_chars`, correctly rounded,
+//     so `0.1`, `1E-1` and `0.100` agree and the form is idempotent). Doubles that overflow
+//     or underflow (`1e400`, `1e-400`) are an error (`number_out_of_range`);
 //   - literals `true`, `false`, `null` as is. Comments and trailing commas are errors.
 #pragma once
 
