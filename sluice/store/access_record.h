@@ -7,6 +7,8 @@
 // token; nothing in a record may carry a credential.
 #pragma once
 
+#include <boost/assert/source_location.hpp>
+#include <boost/system/result.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -56,5 +58,22 @@ struct AccessRecord {
 // Appends `record` as one JSON object (no newline): the line format of an access-log spool
 // (`batch::FileSpill`). Latencies are integer nanoseconds, `cache` its `to_string` name.
 void append_json(const AccessRecord& record, std::string& out);
+
+// Why a spool line is not an `AccessRecord`: a sentence naming the offending field
+// ("field \"status\": expected an integer").
+struct RecordError {
+  std::string reason;
+};
+
+// Lets `result<AccessRecord, RecordError>::value()` throw `std::invalid_argument(reason)`.
+[[noreturn]] void throw_exception_from_error(const RecordError& e,
+                                             const boost::source_location& loc);
+
+// The inverse of `append_json`: parses one JSON object (surrounding whitespace allowed) into a
+// record. Every field `append_json` writes is required, with its type (integers must be
+// integral and in range, `cache` one of the `to_string` names); unknown extra fields are
+// ignored, so a newer writer's lines still parse. String bytes that are not UTF-8 are kept as
+// they are (`append_json` writes them so). Cost: one Boost.JSON parse into a DOM (~1-2 us).
+[[nodiscard]] boost::system::result<AccessRecord, RecordError> parse_json(std::string_view line);
 
 }  // namespace sluice::store

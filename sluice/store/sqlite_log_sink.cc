@@ -34,6 +34,14 @@ CREATE TABLE access_log (
 CREATE INDEX access_log_time ON access_log (time_ns);
 CREATE INDEX access_log_route_time ON access_log (route, time_ns);
 )sql",
+    // v2: the ledger of replayed spill files (`import_once`), so a file is imported once.
+    R"sql(
+CREATE TABLE imports (
+  key TEXT PRIMARY KEY,
+  rows INTEGER NOT NULL,
+  imported_unix_s INTEGER NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS INTEGER))
+);
+)sql",
 };
 
 constexpr int kColumnCount = 13;
@@ -248,6 +256,8 @@ boost::system::error_code SqliteLogSink::prepare_statements() {
       {&insert_, insert},
       {&insert_many_, insert_many},
       {&begin_, "BEGIN IMMEDIATE"},
+      {&import_find_, "SELECT 1 FROM imports WHERE key = ?1"},
+      {&import_record_, "INSERT INTO imports (key, rows) VALUES (?1, ?2)"},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
       // Rowids grow by one per insert, so "older than the newest max_rows" is a rowid range.
@@ -304,14 +314,8 @@ int SqliteLogSink::prune_locked(int64_t newest_time_ns) {
   return SQLITE_DONE;
 }
 
-boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> records) {
-  if (records.empty()) return {};
-  std::lock_guard lk(mu_);
-  int rc = sqlite3_step(begin_);
-  sqlite3_reset(begin_);
-  if (rc != SQLITE_DONE) return fail_locked(rc);
-  int64_t newest = std::numeric_limits<int64_t>::min();
-  for (const AccessRecord& r : records) newest = std::max(newest, r.time_unix_ns);
+int SqliteLogSink::insert_locked(std::span<const AccessRecord> records) {
+  int rc = SQLITE_DONE;
   // Full chunks through the multi-row statement, the rest one row at a time.
   const std::size_t chunk = rows_per_statement_;
   std::size_t i = 0;
@@ -323,7 +327,7 @@ boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> rec
     sqlite3_reset(insert_many_);
     if (rc != SQLITE_DONE) {
       sqlite3_clear_bindings(insert_many_);
-      return fail_locked(rc);
+      return rc;
     }
   }
   if (i > 0) sqlite3_clear_bindings(insert_many_);  // drop pointers into `records`
@@ -333,10 +337,23 @@ boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> rec
     sqlite3_reset(insert_);
     if (rc != SQLITE_DONE) {
       sqlite3_clear_bindings(insert_);
-      return fail_locked(rc);
+      return rc;
     }
   }
   sqlite3_clear_bindings(insert_);  // drop pointers into `records`
+  return SQLITE_DONE;
+}
+
+boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> records) {
+  if (records.empty()) return {};
+  std::lock_guard lk(mu_);
+  int rc = sqlite3_step(begin_);
+  sqlite3_reset(begin_);
+  if (rc != SQLITE_DONE) return fail_locked(rc);
+  int64_t newest = std::numeric_limits<int64_t>::min();
+  for (const AccessRecord& r : records) newest = std::max(newest, r.time_unix_ns);
+  rc = insert_locked(records);
+  if (rc != SQLITE_DONE) return fail_locked(rc);
   rc = prune_locked(newest);
   if (rc != SQLITE_DONE) return fail_locked(rc);
   rc = sqlite3_step(commit_);
@@ -345,6 +362,50 @@ boost::system::error_code SqliteLogSink::write(std::span<const AccessRecord> rec
   batches_.fetch_add(1, std::memory_order_relaxed);
   rows_.fetch_add(records.size(), std::memory_order_relaxed);
   return {};
+}
+
+boost::system::result<ImportResult> SqliteLogSink::import_once(std::string_view key,
+                                                               const ImportSource& source) {
+  std::lock_guard lk(mu_);
+  int rc = sqlite3_step(begin_);
+  sqlite3_reset(begin_);
+  if (rc != SQLITE_DONE) return fail_locked(rc);
+  sqlite3_bind_text(import_find_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+  rc = sqlite3_step(import_find_);
+  sqlite3_reset(import_find_);
+  sqlite3_clear_bindings(import_find_);
+  if (rc == SQLITE_ROW) {
+    sqlite3_step(rollback_);
+    sqlite3_reset(rollback_);
+    return ImportResult{ImportOutcome::already_imported, 0};
+  }
+  if (rc != SQLITE_DONE) return fail_locked(rc);
+  uint64_t rows = 0;
+  std::vector<AccessRecord> chunk;
+  for (;;) {
+    chunk.clear();
+    if (const boost::system::error_code ec = source(chunk)) {
+      sqlite3_step(rollback_);
+      sqlite3_reset(rollback_);
+      return ec;
+    }
+    if (chunk.empty()) break;
+    rc = insert_locked(chunk);
+    if (rc != SQLITE_DONE) return fail_locked(rc);
+    rows += chunk.size();
+  }
+  sqlite3_bind_text(import_record_, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(import_record_, 2, clamp_to_int64(rows));
+  rc = sqlite3_step(import_record_);
+  sqlite3_reset(import_record_);
+  sqlite3_clear_bindings(import_record_);
+  if (rc != SQLITE_DONE) return fail_locked(rc);
+  rc = sqlite3_step(commit_);
+  sqlite3_reset(commit_);
+  if (rc != SQLITE_DONE) return fail_locked(rc);
+  imports_.fetch_add(1, std::memory_order_relaxed);
+  imported_rows_.fetch_add(rows, std::memory_order_relaxed);
+  return ImportResult{ImportOutcome::imported, rows};
 }
 
 boost::system::result<uint64_t> SqliteLogSink::count() const {
@@ -400,6 +461,8 @@ SqliteLogSinkStats SqliteLogSink::stats() const {
   s.failures = failures_.load(std::memory_order_relaxed);
   s.busy_failures = busy_failures_.load(std::memory_order_relaxed);
   s.pruned_rows = pruned_rows_.load(std::memory_order_relaxed);
+  s.imports = imports_.load(std::memory_order_relaxed);
+  s.imported_rows = imported_rows_.load(std::memory_order_relaxed);
   std::lock_guard lk(error_mu_);
   s.last_error = last_error_;
   return s;

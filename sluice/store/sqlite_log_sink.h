@@ -30,10 +30,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/base/clock.h"
@@ -79,15 +81,35 @@ struct SqliteLogSinkStats {
   uint64_t failures = 0;       // batches rolled back (the batcher retries or spills them)
   uint64_t busy_failures = 0;  // of which SQLITE_BUSY/LOCKED after `busy_timeout`
   uint64_t pruned_rows = 0;    // rows deleted by retention
+  uint64_t imports = 0;        // committed `import_once` calls (not counting already-imported)
+  uint64_t imported_rows = 0;  // rows inserted by them (not in `rows`)
   std::string last_error;      // SQLite's message for the last failure ("" if none)
 };
+
+// What `import_once` did.
+enum class ImportOutcome {
+  // The rows were inserted and the key recorded, in one transaction.
+  imported,
+  // The key was already recorded: nothing was inserted and the source was not read.
+  already_imported,
+};
+
+struct ImportResult {
+  ImportOutcome outcome = ImportOutcome::imported;  // see `ImportOutcome`
+  uint64_t rows = 0;                                // rows inserted (0 when already imported)
+};
+
+// Where `import_once` pulls records from: appends the next records to `chunk` (handed over
+// empty) and returns; leaving it empty ends the import. A failure code aborts the import, which
+// is rolled back, and is returned by `import_once`.
+using ImportSource = std::function<boost::system::error_code(std::vector<AccessRecord>& chunk)>;
 
 class SqliteLogSink final : public batch::Sink<AccessRecord> {
  public:
   // `PRAGMA application_id` of every sluice database ("SLIC").
   static constexpr int32_t kApplicationId = 0x534c4943;
   // The schema version this build writes (the number of migrations).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) the database at `path`, checks that it is a sluice access-log
   // database no newer than `kSchemaVersion`, switches it to WAL and migrates it.
@@ -100,6 +122,14 @@ class SqliteLogSink final : public batch::Sink<AccessRecord> {
 
   // Inserts every record in one transaction; on failure nothing is inserted.
   [[nodiscard]] boost::system::error_code write(std::span<const AccessRecord> records) override;
+
+  // Inserts every record `source` yields and records `key` in table `imports`, all in ONE
+  // transaction, unless `key` is already recorded (then nothing is read or inserted). Used by
+  // `replay_spill` with a digest of the file's bytes as the key, so a file is imported once
+  // even if the run is repeated. Retention does not run here (the next `write` does it). Holds
+  // the write lock for the whole import: other writers wait up to `busy_timeout`.
+  [[nodiscard]] boost::system::result<ImportResult> import_once(std::string_view key,
+                                                                const ImportSource& source);
 
   // Rows in the table (a full count: O(rows), for tests and the admin API).
   [[nodiscard]] boost::system::result<uint64_t> count() const;
@@ -116,6 +146,7 @@ class SqliteLogSink final : public batch::Sink<AccessRecord> {
   boost::system::error_code prepare_statements();
   boost::system::error_code fail_locked(int rc);
   int prune_locked(int64_t newest_time_ns);
+  int insert_locked(std::span<const AccessRecord> records);
 
   const std::filesystem::path path_;
   const SqliteLogSinkOptions options_;
@@ -124,6 +155,8 @@ class SqliteLogSink final : public batch::Sink<AccessRecord> {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;       // one row
   sqlite3_stmt* insert_many_ = nullptr;  // `rows_per_statement_` rows
+  sqlite3_stmt* import_find_ = nullptr;
+  sqlite3_stmt* import_record_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;
@@ -135,6 +168,8 @@ class SqliteLogSink final : public batch::Sink<AccessRecord> {
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> busy_failures_{0};
   std::atomic<uint64_t> pruned_rows_{0};
+  std::atomic<uint64_t> imports_{0};
+  std::atomic<uint64_t> imported_rows_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;
 };

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <latch>
@@ -14,6 +15,7 @@
 
 #include "sluice/batch/batcher.h"
 #include "sluice/batch/file_spill.h"
+#include "sluice/store/internal/test_support.h"
 
 namespace sluice::store {
 namespace {
@@ -21,48 +23,10 @@ namespace {
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
-// A fresh directory under the system temp dir, removed with its contents at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sluice-store-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::filesystem::path operator/(const char* name) const { return path_ / name; }
+using internal::TempDir;
 
- private:
-  std::filesystem::path path_;
-};
-
-AccessRecord record(int i) {
-  AccessRecord r;
-  r.time_unix_ns = 1'700'000'000'000'000'000 + int64_t{i} * 1'000'000;
-  r.route = i % 2 == 0 ? "chat" : "embeddings";
-  r.method = "POST";
-  r.path = "/v1/chat/completions";
-  r.status = 200;
-  r.cache = static_cast<CacheOutcome>(i % 5);
-  r.upstream_latency = microseconds(1500 + i);
-  r.total_latency = microseconds(1700 + i);
-  r.bytes_in = 512;
-  r.bytes_out = 4096 + static_cast<uint64_t>(i);
-  r.tenant_digest = "9f86d081884c7d65";
-  r.request_id = "req-" + std::to_string(i);
-  r.upstream = "openai";
-  return r;
-}
-
-std::vector<AccessRecord> records(int from, int to) {
-  std::vector<AccessRecord> v;
-  for (int i = from; i < to; ++i) v.push_back(record(i));
-  return v;
-}
+AccessRecord record(int i) { return internal::sample_record(i); }
+std::vector<AccessRecord> records(int from, int to) { return internal::sample_records(from, to); }
 
 // Runs SQL on a raw connection (to craft foreign or future files).
 void raw_exec(const std::filesystem::path& path, const char* sql) {
@@ -327,6 +291,102 @@ TEST(AccessRecord, JsonEscapesStrings) {
   EXPECT_NE(out.find(R"("upstream_latency_ns":1500000)"), std::string::npos) << out;
   EXPECT_EQ(out.front(), '{');
   EXPECT_EQ(out.back(), '}');
+}
+
+TEST(SqliteLogSink, MultiRowStatementsKeepOrderAndValues) {
+  for (const std::size_t per_statement : {std::size_t{1}, std::size_t{7}, std::size_t{500}}) {
+    TempDir dir;
+    SqliteLogSinkOptions o;
+    o.rows_per_statement = per_statement;
+    auto sink = open_ok(dir / "access.db", o);
+    // 1,234 rows: full chunks of `per_statement`, then one-row inserts for the rest.
+    const std::vector<AccessRecord> in = records(0, 1234);
+    ASSERT_FALSE(sink->write(in));
+    ASSERT_FALSE(sink->write(records(1234, 1240)));  // smaller than a chunk
+    std::vector<AccessRecord> out = sink->recent(2000).value();
+    ASSERT_EQ(out.size(), 1240u) << per_statement;
+    std::reverse(out.begin(), out.end());
+    for (int i = 0; i < 1240; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], record(i)) << i;
+    EXPECT_EQ(sink->stats().rows, 1240u);
+  }
+}
+
+TEST(SqliteLogSink, MigratesAVersionOneDatabase) {
+  TempDir dir;
+  const auto path = dir / "access.db";
+  // A v1 file as the previous release left it, with one row.
+  raw_exec(path,
+           "PRAGMA journal_mode=WAL;"
+           "CREATE TABLE access_log (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, route TEXT "
+           "NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL, cache "
+           "TEXT NOT NULL, upstream_latency_ns INTEGER NOT NULL, total_latency_ns INTEGER NOT "
+           "NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, tenant_digest TEXT NOT "
+           "NULL, request_id TEXT NOT NULL, upstream TEXT NOT NULL);"
+           "CREATE INDEX access_log_time ON access_log (time_ns);"
+           "CREATE INDEX access_log_route_time ON access_log (route, time_ns);"
+           "INSERT INTO access_log VALUES (1, 5, 'chat', 'GET', '/', 200, 'hit', 0, 9, 1, 2, '', "
+           "'old', '');"
+           "PRAGMA application_id=1397508419; PRAGMA user_version=1;");
+  auto sink = open_ok(path);
+  EXPECT_EQ(sink->schema_version().value(), 2);
+  EXPECT_EQ(sink->count().value(), 1u);
+  EXPECT_EQ(sink->recent(1).value().at(0).request_id, "old");
+  const auto imported = sink->import_once(
+      "k", [](std::vector<AccessRecord>&) { return boost::system::error_code{}; });
+  ASSERT_TRUE(imported);  // the v2 table exists
+  EXPECT_EQ(imported->outcome, ImportOutcome::imported);
+}
+
+TEST(SqliteLogSink, ImportOnceInsertsAKeyOnce) {
+  TempDir dir;
+  auto sink = open_ok(dir / "access.db");
+  int calls = 0;
+  const ImportSource source = [&](std::vector<AccessRecord>& chunk) {
+    if (calls < 3) chunk = records(calls * 400, calls * 400 + 400);
+    ++calls;
+    return boost::system::error_code{};
+  };
+  const auto first = sink->import_once("file-a", source);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->outcome, ImportOutcome::imported);
+  EXPECT_EQ(first->rows, 1200u);
+  EXPECT_EQ(calls, 4);
+  calls = 0;
+  const auto second = sink->import_once("file-a", source);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->outcome, ImportOutcome::already_imported);
+  EXPECT_EQ(second->rows, 0u);
+  EXPECT_EQ(calls, 0);  // the source is not read
+  EXPECT_EQ(sink->count().value(), 1200u);
+  const SqliteLogSinkStats s = sink->stats();
+  EXPECT_EQ(s.imports, 1u);
+  EXPECT_EQ(s.imported_rows, 1200u);
+  EXPECT_EQ(s.rows, 0u);
+}
+
+TEST(SqliteLogSink, ImportSourceFailureRollsBackEverything) {
+  TempDir dir;
+  auto sink = open_ok(dir / "access.db");
+  int calls = 0;
+  const auto failed = sink->import_once("file-b", [&](std::vector<AccessRecord>& chunk) {
+    if (++calls == 1) {
+      chunk = records(0, 600);
+      return boost::system::error_code{};
+    }
+    return make_error_code(boost::system::errc::io_error);
+  });
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error(), boost::system::errc::io_error);
+  EXPECT_EQ(sink->count().value(), 0u);
+  // The key was not recorded: the same key imports later, and ordinary writes still work.
+  const auto retried = sink->import_once("file-b", [&](std::vector<AccessRecord>& chunk) {
+    if (++calls == 3) chunk = records(0, 10);
+    return boost::system::error_code{};
+  });
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(retried->rows, 10u);
+  ASSERT_FALSE(sink->write(records(10, 20)));
+  EXPECT_EQ(sink->count().value(), 20u);
 }
 
 }  // namespace
