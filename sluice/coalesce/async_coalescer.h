@@ -8,10 +8,16 @@
 // io_contexts. Cancellation of one caller (its cancellation slot, `awaitable_operators` with a
 // timer, or `RunOptions::timeout`) releases that caller only: the work runs detached on the
 // leader's executor and completes for everyone else, even if the leader's own caller left.
-// Cost: as `Coalescer` plus one allocation per waiter; on release, one `post` per distinct
-// waiter executor (up to 8, then one per waiter), waiters resumed in join order. The work is
-// one `co_spawn` on the leader's executor: it starts inline (dispatch) until its first
-// suspension, then continues detached. Each caller receives a copy of `T`.
+// Cost: as `Coalescer`, plus for a waiter one coroutine frame (`run`'s own, which also holds
+// the waiter's operation: no other allocation) and one `post` per distinct waiter executor at
+// release (up to 8 executors, then one per waiter). A release resumes each executor's waiters
+// in join order in one loop, with no lock, allocation or shared reference count per waiter
+// (the joiners' wait counters are updated once per executor); what remains per waiter is its
+// handler, its frame, one clock read and the copy of `T` (`run`) or one reference count
+// increment (`run_shared`). With `T = std::shared_ptr<const X>` a copy is one increment too.
+// `RunOptions::timeout` costs a timer and two more coroutines per call. The work is one
+// `co_spawn` on the leader's executor: it starts inline (dispatch) until its first
+// suspension, then continues detached.
 // Lifetime: `run` calls and the detached work share the core by `shared_ptr`, so the
 // coalescer may be destroyed while calls are pending (they complete normally). An io_context
 // destroyed while work is pending drops its waiters, as Asio does with its own operations.
@@ -37,6 +43,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "sluice/coalesce/coalescer_options.h"
 #include "sluice/coalesce/error.h"
@@ -89,28 +96,17 @@ class AsyncCoalescer {
   requires std::invocable<Factory&> && internal::IsAwaitable<std::invoke_result_t<Factory&>>::value
       [[nodiscard]] boost::asio::awaitable<boost::system::result<T>>
       run(std::string key, Factory factory, RunOptions options = {}) {
-    std::shared_ptr<Table> table = table_;  // pending calls keep the core alive
-    auto admission = table->admit(key);
-    switch (admission.role) {
-      case internal::Role::hit:
-        co_return admission.cached->get();
-      case internal::Role::rejected:
-        co_return CoalesceError::too_many_in_flight;
-      case internal::Role::overflow: {
-        const auto outcome = co_await execute(factory);
-        table->note_execution(*outcome);
-        co_return outcome->get();
-      }
-      case internal::Role::lead:
-        boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                              lead(table, key, admission.flight, std::move(factory)),
-                              boost::asio::detached);
-        co_return co_await wait(*table, std::move(admission.flight), options, std::nullopt);
-      case internal::Role::join:
-        break;
-    }
-    const TimePoint joined_at = table->clock().now();
-    co_return co_await wait(*table, std::move(admission.flight), options, joined_at);
+    return run_as<T>(std::move(key), std::move(factory), options);
+  }
+
+  // As `run`, but each caller receives a `shared_ptr` to the one shared value instead of a
+  // copy of it (an aliasing pointer into the shared outcome: one reference count increment
+  // per caller whatever `T` is). Use it when `T` is large and not itself a handle.
+  template <class Factory>
+  requires std::invocable<Factory&> && internal::IsAwaitable<std::invoke_result_t<Factory&>>::value
+      [[nodiscard]] boost::asio::awaitable<boost::system::result<std::shared_ptr<const T>>>
+      run_shared(std::string key, Factory factory, RunOptions options = {}) {
+    return run_as<std::shared_ptr<const T>>(std::move(key), std::move(factory), options);
   }
 
   // Drops the cached result of `key` and detaches its execution in flight, if any: callers
@@ -129,7 +125,30 @@ class AsyncCoalescer {
  private:
   using Flight = internal::AsyncFlight<T>;
   using Table = internal::FlightTable<T, Flight>;
-  using WaitResult = std::tuple<boost::system::error_code, internal::OutcomePtr<T>>;
+
+  // What a caller receives from an outcome: a copy of the value (R = T) or an aliasing
+  // pointer to it (R = shared_ptr<const T>); the error code; or the exception, rethrown.
+  template <class R>
+  static boost::system::result<R> deliver(const internal::OutcomePtr<T>& outcome) {
+    if constexpr (std::is_same_v<R, T>) {
+      return outcome->get();
+    } else {
+      if (const T* value = outcome->value()) return R(outcome, value);
+      return outcome->error();
+    }
+  }
+
+  template <class R, class Factory>
+  static boost::asio::awaitable<boost::system::result<R>> run_as(std::shared_ptr<Table> table,
+                                                                 std::string key, Factory factory,
+                                                                 RunOptions options);
+
+  template <class R, class Factory>
+  boost::asio::awaitable<boost::system::result<R>> run_as(std::string key, Factory factory,
+                                                          RunOptions options) {
+    // pending calls keep the core alive, even past the coalescer
+    return run_as<R>(table_, std::move(key), std::move(factory), options);
+  }
 
   template <class Factory>
   static boost::asio::awaitable<internal::OutcomePtr<T>> execute(Factory& factory) {
@@ -147,56 +166,108 @@ class AsyncCoalescer {
                                            std::shared_ptr<Flight> flight, Factory factory) {
     const internal::OutcomePtr<T> outcome = co_await execute(factory);
     table->finish(key, flight.get(), outcome);
-    flight->publish(outcome);
+    flight->publish(outcome, table->wait_stats());
   }
 
-  static boost::asio::awaitable<WaitResult> wait_once(std::shared_ptr<Flight> flight) {
-    co_return co_await internal::async_wait_flight<T>(
-        std::move(flight), co_await boost::asio::this_coro::executor,
+  // One wait for the flight, as a coroutine of its own so that `wait_bounded` can race it
+  // against a timer; it delivers the value before it returns (the outcome pointer the wait
+  // completes with is only valid until then).
+  template <class R>
+  static boost::asio::awaitable<boost::system::result<R>> wait_once(
+      std::shared_ptr<Flight> flight, std::optional<TimePoint> joined_at) {
+    auto [ec, outcome] = co_await internal::async_wait_flight<T>(
+        std::move(flight), joined_at, co_await boost::asio::this_coro::executor, nullptr,
         boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (ec || *outcome == nullptr) co_return CoalesceError::cancelled;
+    co_return deliver<R>(*outcome);
   }
 
-  // Waits for the flight's outcome (bounded by `options.timeout`); `joined_at` is set for
-  // joiners, whose wait is recorded.
-  static boost::asio::awaitable<boost::system::result<T>> wait(Table& table,
-                                                               std::shared_ptr<Flight> flight,
-                                                               RunOptions options,
-                                                               std::optional<TimePoint> joined_at) {
-    WaitResult got;
+  // Waits for the flight's outcome for at most `timeout` (the path of `RunOptions::timeout`).
+  template <class R>
+  static boost::asio::awaitable<boost::system::result<R>> wait_bounded(
+      Table& table, std::shared_ptr<Flight> flight, Duration timeout,
+      std::optional<TimePoint> joined_at) {
+    using namespace boost::asio::experimental::awaitable_operators;
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, timeout);
+    std::variant<boost::system::result<R>, std::tuple<boost::system::error_code>> first;
+    bool aborted = false;
     try {
-      if (options.timeout > Duration::zero()) {
-        using namespace boost::asio::experimental::awaitable_operators;
-        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, options.timeout);
-        auto first = co_await (wait_once(std::move(flight)) ||
-                               timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)));
-        if (first.index() == 1) {
-          if (std::get<0>(std::get<1>(first)) == boost::asio::error::operation_aborted) {
-            table.record_cancelled();  // cancelled from outside while waiting
-            co_return CoalesceError::cancelled;
-          }
-          table.record_timed_out();
-          co_return CoalesceError::timeout;
-        }
-        got = std::get<0>(std::move(first));
-      } else {
-        got = co_await wait_once(std::move(flight));
-      }
+      first = co_await (wait_once<R>(std::move(flight), joined_at) ||
+                        timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)));
     } catch (const boost::system::system_error& e) {
-      // Thrown by Asio instead of starting the wait when this coroutine was already
-      // cancelled (`throw_if_cancelled`): the same outcome as a cancelled wait.
+      // Thrown instead of starting the wait when this coroutine was already cancelled.
       if (e.code() != boost::asio::error::operation_aborted) throw;
-      std::get<0>(got) = e.code();
+      aborted = true;
     }
-    auto& [ec, outcome] = got;
-    if (ec || outcome == nullptr) {
+    if (aborted) {
       table.record_cancelled();
       co_return CoalesceError::cancelled;
     }
-    if (joined_at) table.record_wait(table.clock().now() - *joined_at);
-    co_return outcome->get();
+    if (first.index() == 1) {
+      if (std::get<0>(std::get<1>(first)) == boost::asio::error::operation_aborted) {
+        table.record_cancelled();  // cancelled from outside while waiting
+        co_return CoalesceError::cancelled;
+      }
+      table.record_timed_out();
+      co_return CoalesceError::timeout;
+    }
+    boost::system::result<R> got = std::get<0>(std::move(first));
+    if (!got && got.error() == CoalesceError::cancelled) table.record_cancelled();
+    co_return got;
   }
 
   std::shared_ptr<Table> table_;
 };
+
+// The body of `run` and `run_shared`. The common path (join or lead, no timeout) waits in this
+// frame: no nested coroutine, and the waiter's operation lives in `slot` here.
+template <class T>
+template <class R, class Factory>
+boost::asio::awaitable<boost::system::result<R>> AsyncCoalescer<T>::run_as(
+    std::shared_ptr<Table> table, std::string key, Factory factory, RunOptions options) {
+  auto admission = table->admit(key);
+  std::optional<TimePoint> joined_at;
+  switch (admission.role) {
+    case internal::Role::hit:
+      co_return deliver<R>(admission.cached);
+    case internal::Role::rejected:
+      co_return CoalesceError::too_many_in_flight;
+    case internal::Role::overflow: {
+      const auto outcome = co_await execute(factory);
+      table->note_execution(*outcome);
+      co_return deliver<R>(outcome);
+    }
+    case internal::Role::lead:
+      boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                            lead(table, key, admission.flight, std::move(factory)),
+                            boost::asio::detached);
+      break;
+    case internal::Role::join:
+      joined_at = table->clock().now();
+      break;
+  }
+  if (options.timeout > Duration::zero()) {
+    co_return co_await wait_bounded<R>(*table, std::move(admission.flight), options.timeout,
+                                       joined_at);
+  }
+  internal::WaiterSlot slot;
+  std::tuple<boost::system::error_code, const internal::OutcomePtr<T>*> got{};
+  try {
+    got = co_await internal::async_wait_flight<T>(
+        std::move(admission.flight), joined_at, co_await boost::asio::this_coro::executor, &slot,
+        boost::asio::as_tuple(boost::asio::use_awaitable));
+  } catch (const boost::system::system_error& e) {
+    // Thrown by Asio instead of starting the wait when this coroutine was already cancelled
+    // (`throw_if_cancelled`): the same outcome as a cancelled wait.
+    if (e.code() != boost::asio::error::operation_aborted) throw;
+    std::get<0>(got) = e.code();
+  }
+  const auto [ec, outcome] = got;
+  if (ec || outcome == nullptr || *outcome == nullptr) {
+    table->record_cancelled();
+    co_return CoalesceError::cancelled;
+  }
+  co_return deliver<R>(*outcome);  // before any suspension: `outcome` is the batch's
+}
 
 }  // namespace sluice::coalesce

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -404,6 +405,118 @@ TEST(AsyncCoalescer, CoalescerMayBeDestroyedWhileWorkRuns) {
   gate->open();
   ctx.run();
   EXPECT_EQ(**r, 1);
+}
+
+TEST(AsyncCoalescer, RunSharedHandsEveryCallerTheOneValue) {
+  constexpr int kCallers = 10;
+  asio::io_context ctx;
+  AsyncCoalescer<std::string> c(no_cache());
+  Gate gate(ctx.get_executor());
+  std::vector<std::shared_ptr<const std::string>> got(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    asio::co_spawn(
+        ctx,
+        [&, i]() -> awaitable<void> {
+          auto r = co_await c.run_shared("k", [&]() -> awaitable<std::string> {
+            co_await gate.wait();
+            co_return std::string(1000, 'b');
+          });
+          if (r) got[i] = *r;
+        },
+        asio::detached);
+  }
+  while (c.stats().coalesced < kCallers - 1) ASSERT_EQ(ctx.run_one(), 1u);
+  gate.open();
+  ctx.run();
+  for (const auto& p : got) {
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p.get(), got[0].get()) << "no copy: every caller points at the same value";
+    EXPECT_EQ(*p, std::string(1000, 'b'));
+  }
+}
+
+TEST(AsyncCoalescer, RunSharedDeliversErrorsExceptionsAndCachedValues) {
+  asio::io_context ctx;
+  CoalescerOptions o;
+  o.result_ttl = std::chrono::hours(1);
+  AsyncCoalescer<std::string> c(o);
+  std::optional<boost::system::result<std::shared_ptr<const std::string>>> err, first, cached;
+  std::exception_ptr thrown;
+  asio::co_spawn(
+      ctx,
+      [&]() -> awaitable<void> {
+        err = co_await c.run_shared("e", []() -> awaitable<boost::system::result<std::string>> {
+          co_return asio::error::connection_refused;
+        });
+        try {
+          (void)co_await c.run_shared("x", []() -> awaitable<std::string> {
+            throw std::runtime_error("upstream");
+            co_return "";
+          });
+        } catch (const std::runtime_error&) {
+          thrown = std::current_exception();
+        }
+        first = co_await c.run_shared("v", []() -> awaitable<std::string> { co_return "v1"; });
+        cached = co_await c.run_shared("v", []() -> awaitable<std::string> { co_return "v2"; });
+      },
+      asio::detached);
+  ctx.run();
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->error(), asio::error::connection_refused);
+  EXPECT_NE(thrown, nullptr);
+  ASSERT_TRUE(first && first->has_value() && cached && cached->has_value());
+  EXPECT_EQ(***first, "v1");
+  EXPECT_EQ((*first)->get(), (*cached)->get()) << "the cache hit aliases the cached outcome";
+  EXPECT_EQ(c.stats().cache_hits, 1u);
+}
+
+// Waiters spread over more executors than a release batches (8): each still resumes on its
+// own executor, in join order within it, and each joiner's wait is recorded exactly.
+TEST(AsyncCoalescer, ReleaseAcrossManyExecutorsRecordsEveryWait) {
+  constexpr size_t kContexts = 12;
+  constexpr int kPerContext = 5;
+  base::ManualClock clock;
+  CoalescerOptions o = no_cache();
+  o.clock = &clock;
+  AsyncCoalescer<int> c(o);
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (size_t k = 0; k < kContexts; ++k) contexts.push_back(std::make_unique<asio::io_context>());
+  Gate gate(contexts[0]->get_executor());
+  std::vector<std::vector<int>> order(kContexts);
+  int executions = 0, delivered = 0;
+  for (int i = 0; i < kPerContext; ++i) {
+    for (size_t k = 0; k < kContexts; ++k) {
+      asio::co_spawn(
+          *contexts[k],
+          [&, i, k]() -> awaitable<void> {
+            auto r = co_await c.run("k", [&]() -> awaitable<int> {
+              ++executions;
+              co_await gate.wait();
+              co_return 5;
+            });
+            if (r && *r == 5) ++delivered;
+            order[k].push_back(i);
+          },
+          asio::detached);
+      // Join one at a time, in a known order.
+      while (contexts[k]->poll() != 0) {
+      }
+    }
+  }
+  ASSERT_EQ(c.stats().coalesced, kContexts * kPerContext - 1);
+  clock.advance(std::chrono::milliseconds(3));
+  gate.open();
+  for (auto& ctx : contexts) ctx->run();
+  EXPECT_EQ(executions, 1);
+  EXPECT_EQ(delivered, static_cast<int>(kContexts * kPerContext));
+  for (const auto& v : order) {
+    ASSERT_EQ(v.size(), size_t{kPerContext});
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));
+  }
+  const auto s = c.stats();
+  EXPECT_EQ(s.waits, kContexts * kPerContext - 1);
+  EXPECT_EQ(s.total_wait, static_cast<int64_t>(s.waits) * std::chrono::milliseconds(3));
+  EXPECT_EQ(s.max_wait, std::chrono::milliseconds(3));
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #include "sluice/coalesce/coalescer_options.h"
 #include "sluice/coalesce/internal/outcome.h"
 #include "sluice/coalesce/internal/result_store.h"
+#include "sluice/coalesce/internal/wait_stats.h"
 
 namespace sluice::coalesce::internal {
 
@@ -56,7 +57,8 @@ class FlightTable {
   FlightTable(const CoalescerOptions& options, Weigher weigh)
       : options_(options),
         clock_(options.clock != nullptr ? *options.clock : base::SteadyClock::instance()),
-        weigh_(weigh ? std::move(weigh) : Weigher(&default_weight<T>)) {
+        weigh_(weigh ? std::move(weigh) : Weigher(&default_weight<T>)),
+        waits_(std::make_shared<WaitStats>(clock_)) {
     const size_t n = std::max<size_t>(1, options.shards);
     const bool caching =
         options.result_ttl > Duration::zero() || options.error_ttl > Duration::zero();
@@ -150,13 +152,13 @@ class FlightTable {
 
   // A joiner received its result after `waited`.
   void record_wait(Duration waited) noexcept {
-    const int64_t ns = std::max<int64_t>(0, waited.count());
-    waits_.fetch_add(1, std::memory_order_relaxed);
-    total_wait_ns_.fetch_add(ns, std::memory_order_relaxed);
-    int64_t prev = max_wait_ns_.load(std::memory_order_relaxed);
-    while (prev < ns && !max_wait_ns_.compare_exchange_weak(prev, ns, std::memory_order_relaxed)) {
-    }
+    WaitTally tally;
+    tally.add(waited);
+    tally.flush(*waits_);
   }
+  // The wait counters, shared with releases that may outlive the table (they add whole
+  // batches of waits at once).
+  [[nodiscard]] const std::shared_ptr<WaitStats>& wait_stats() const noexcept { return waits_; }
   void record_cancelled() noexcept { cancelled_.fetch_add(1, std::memory_order_relaxed); }
   void record_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -172,9 +174,9 @@ class FlightTable {
     s.cancelled = cancelled_.load(std::memory_order_relaxed);
     s.timed_out = timed_out_.load(std::memory_order_relaxed);
     s.in_flight = in_flight_.load(std::memory_order_relaxed);
-    s.waits = waits_.load(std::memory_order_relaxed);
-    s.total_wait = Duration(total_wait_ns_.load(std::memory_order_relaxed));
-    s.max_wait = Duration(max_wait_ns_.load(std::memory_order_relaxed));
+    s.waits = waits_->count();
+    s.total_wait = waits_->total();
+    s.max_wait = waits_->max();
     for (const auto& shard : shards_) {
       std::lock_guard lock(shard->mu);
       const StoreFigures f = shard->store.figures();
@@ -189,11 +191,10 @@ class FlightTable {
   // Zeroes the counters (not the `in_flight` gauge nor the cache's own figures).
   void reset_stats() noexcept {
     for (auto* c : {&total_, &leaders_, &coalesced_, &hits_, &errors_, &rejected_, &overflow_,
-                    &cancelled_, &timed_out_, &waits_}) {
+                    &cancelled_, &timed_out_}) {
       c->store(0, std::memory_order_relaxed);
     }
-    total_wait_ns_.store(0, std::memory_order_relaxed);
-    max_wait_ns_.store(0, std::memory_order_relaxed);
+    waits_->reset();
   }
 
  private:
@@ -213,11 +214,11 @@ class FlightTable {
   const CoalescerOptions options_;
   const base::Clock& clock_;
   const Weigher weigh_;
+  const std::shared_ptr<WaitStats> waits_;
   std::vector<std::unique_ptr<Shard>> shards_;
 
   std::atomic<uint64_t> total_{0}, leaders_{0}, coalesced_{0}, hits_{0}, errors_{0}, rejected_{0},
-      overflow_{0}, cancelled_{0}, timed_out_{0}, in_flight_{0}, waits_{0};
-  std::atomic<int64_t> total_wait_ns_{0}, max_wait_ns_{0};
+      overflow_{0}, cancelled_{0}, timed_out_{0}, in_flight_{0};
 };
 
 }  // namespace sluice::coalesce::internal

@@ -32,6 +32,14 @@ class Outcome {
   // The value if there is one, else nullptr.
   [[nodiscard]] const T* value() const noexcept { return std::get_if<0>(&state_); }
 
+  // The error code of a failed outcome (default-constructed for a value); rethrows a captured
+  // exception.
+  [[nodiscard]] boost::system::error_code error() const {
+    if (state_.index() == 2) std::rethrow_exception(std::get<2>(state_));
+    if (const auto* ec = std::get_if<1>(&state_)) return *ec;
+    return {};
+  }
+
   // A copy of the value, or the error code; rethrows a captured exception.
   [[nodiscard]] boost::system::result<T> get() const {
     switch (state_.index()) {
