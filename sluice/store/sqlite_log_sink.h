@@ -1,6 +1,6 @@
 // `SqliteLogSink`: the embedded default sink for the gateway's request log. Implements
-// `batch::Sink<AccessRecord>`: each batch a `Batcher` hands it is one transaction of one
-// prepared INSERT, in an SQLite database in WAL mode (`synchronous=NORMAL`).
+// `batch::Sink<AccessRecord>`: each batch a `Batcher` hands it is one transaction, in an SQLite
+// database in WAL mode (`synchronous=NORMAL` by default).
 //
 // Thread-safety: all member functions are safe from any thread; one mutex serialises writes
 // and queries on the single connection. Every call does disk I/O and may wait up to
@@ -12,11 +12,18 @@
 // `kApplicationId`, so a file that is not a sluice database, or one from a newer sluice, is
 // refused with a message naming the file. v1: table `access_log` (one row per `AccessRecord`,
 // latencies in integer nanoseconds, `cache` as its name), indexes on time and on (route, time).
+// v2: table `imports`, the ledger of `import_once` (spill files replayed).
 //
-// Cost: a batch of 500 rows is one `BEGIN IMMEDIATE ... COMMIT` (no fsync per commit in WAL
-// with `synchronous=NORMAL`; a power loss can lose the last commits, never corrupt the file).
-// Retention (`max_rows`, `max_age`) runs inside the same transaction and deletes at most
-// `max_prune_per_write` rows per batch, so a write never turns into an unbounded delete.
+// Cost: a batch is one `BEGIN IMMEDIATE ... COMMIT` with two persistent prepared INSERTs: a
+// multi-row one of `rows_per_statement` rows for full chunks and a one-row one for the rest;
+// text is bound without copies. Retention (`max_rows`, `max_age`) runs inside the same
+// transaction and deletes at most `max_prune_per_write` rows per batch, so a write never turns
+// into an unbounded delete.
+//
+// Durability: with `synchronous=NORMAL` a successful `write` survives a crash of the process;
+// a power loss or OS crash can lose the commits since the last WAL checkpoint (SQLite's
+// automatic one, every ~1,000 WAL pages, which fsyncs) but never corrupts the file. With
+// `SqliteSync::full` every commit is fsynced and survives a power loss.
 //
 // Errors: a failed write rolls back and returns an `error_code` of `sqlite_category()` (the
 // extended result code), so the batcher retries and then spills the batch; `SQLITE_BUSY`
@@ -50,7 +57,8 @@ namespace sluice::store {
 
 // SQLite's `PRAGMA synchronous` for the log database.
 enum class SqliteSync {
-  // fsync only at WAL checkpoints: fast; a power loss may lose the last commits (default).
+  // fsync only at WAL checkpoints: a commit survives a process crash; a power loss may lose
+  // the commits since the last checkpoint (default).
   normal,
   // fsync at every commit: each batch survives a power loss; much slower per batch.
   full,
