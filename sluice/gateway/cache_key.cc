@@ -187,6 +187,14 @@ std::string sort_query(std::string_view query) {
   return out;
 }
 
+bool key_has_tenant(const KeyPolicy& policy) noexcept {
+  if (!policy.include_credentials) return false;
+  return std::any_of(policy.credential_headers.begin(), policy.credential_headers.end(),
+                     [](const std::string& name) {
+                       return name.size() == 13 && iequals_prefix(name, "authorization");
+                     });
+}
+
 std::string canonical_target(std::string_view target) {
   const Target t = split_target(target);
   std::string out(t.path);

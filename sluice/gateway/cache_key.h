@@ -91,6 +91,10 @@ struct RequestKey {
 // query is sorted as `KeyPolicy::include_query` describes.
 [[nodiscard]] RequestKey make_key(const http::Request& request, const KeyPolicy& policy);
 
+// Whether keys made under `policy` carry the digest of the Authorization header, so that a
+// response to a request with Authorization may be stored under it (`StoreInputs::key_has_tenant`).
+[[nodiscard]] bool key_has_tenant(const KeyPolicy& policy) noexcept;
+
 // The target in the form keys use: path as sent, then `?` and the sorted query when the query
 // is not empty. `canonical_target("/a?b=2&a=1")` is "/a?a=1&b=2". An absolute-form target
 // gives its path and query only.

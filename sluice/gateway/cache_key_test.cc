@@ -198,6 +198,17 @@ TEST(MakeKey, BodyDigests) {
   EXPECT_EQ(make_key(a, p).key, make_key(c, p).key);
 }
 
+TEST(MakeKey, KeyHasTenant) {
+  KeyPolicy p = policy();
+  EXPECT_TRUE(key_has_tenant(p));
+  p.credential_headers = {"x-api-key"};
+  EXPECT_FALSE(key_has_tenant(p));  // Authorization would not be in the key
+  p.credential_headers = {"Authorization"};
+  EXPECT_TRUE(key_has_tenant(p));
+  p.include_credentials = false;
+  EXPECT_FALSE(key_has_tenant(p));
+}
+
 TEST(NormalizeHost, Table) {
   const std::vector<std::tuple<std::string, unsigned, std::string>> cases = {
       {"API.Example", 80, "api.example"},
