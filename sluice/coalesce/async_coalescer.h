@@ -27,6 +27,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -175,10 +176,11 @@ class AsyncCoalescer {
   template <class R>
   static boost::asio::awaitable<boost::system::result<R>> wait_once(
       std::shared_ptr<Flight> flight, std::optional<TimePoint> joined_at) {
-    auto [ec, outcome] = co_await internal::async_wait_flight<T>(
-        std::move(flight), joined_at, co_await boost::asio::this_coro::executor, nullptr,
-        boost::asio::as_tuple(boost::asio::use_awaitable));
-    if (ec || *outcome == nullptr) co_return CoalesceError::cancelled;
+    internal::WaiterSlot slot;
+    const internal::OutcomePtr<T>* outcome = co_await internal::async_wait_flight<T>(
+        std::move(flight), joined_at, co_await boost::asio::this_coro::executor, &slot,
+        boost::asio::deferred);
+    if (*outcome == nullptr) co_return CoalesceError::cancelled;
     co_return deliver<R>(*outcome);
   }
 
@@ -251,19 +253,17 @@ boost::asio::awaitable<boost::system::result<R>> AsyncCoalescer<T>::run_as(
                                        joined_at);
   }
   internal::WaiterSlot slot;
-  std::tuple<boost::system::error_code, const internal::OutcomePtr<T>*> got{};
+  const internal::OutcomePtr<T>* outcome = nullptr;
   try {
-    got = co_await internal::async_wait_flight<T>(
-        std::move(admission.flight), joined_at, co_await boost::asio::this_coro::executor, &slot,
-        boost::asio::as_tuple(boost::asio::use_awaitable));
+    outcome = co_await internal::async_wait_flight<T>(std::move(admission.flight), joined_at,
+                                                      co_await boost::asio::this_coro::executor,
+                                                      &slot, boost::asio::deferred);
   } catch (const boost::system::system_error& e) {
     // Thrown by Asio instead of starting the wait when this coroutine was already cancelled
     // (`throw_if_cancelled`): the same outcome as a cancelled wait.
     if (e.code() != boost::asio::error::operation_aborted) throw;
-    std::get<0>(got) = e.code();
   }
-  const auto [ec, outcome] = got;
-  if (ec || outcome == nullptr || *outcome == nullptr) {
+  if (outcome == nullptr || *outcome == nullptr) {
     table->record_cancelled();
     co_return CoalesceError::cancelled;
   }

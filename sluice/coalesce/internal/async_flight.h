@@ -53,8 +53,9 @@ class AsyncWaiter {
   // When a joiner joined (its wait is recorded); empty for the leader's own caller.
   [[nodiscard]] const std::optional<TimePoint>& joined_at() const noexcept { return joined_at_; }
 
-  // Runs on `executor()`: frees the waiter and invokes its handler with (ec, outcome).
-  virtual void resume(boost::system::error_code ec, const OutcomePtr<T>* outcome) = 0;
+  // Runs on `executor()`: frees the waiter and invokes its handler with `outcome` (a pointer
+  // to null when the wait was cancelled).
+  virtual void resume(const OutcomePtr<T>* outcome) = 0;
   // Frees the waiter without invoking its handler (its executor dropped the posted work).
   virtual void destroy() noexcept = 0;
 
@@ -114,7 +115,6 @@ class WaiterList {
 template <class T>
 struct ResumeBatch {
   WaiterList<T> waiters;
-  boost::system::error_code ec;
   OutcomePtr<T> outcome;             // null when cancelled
   std::shared_ptr<void> flight;      // keeps the flight alive
   std::shared_ptr<WaitStats> stats;  // null when cancelled
@@ -124,7 +124,7 @@ struct ResumeBatch {
     while (AsyncWaiter<T>* w = waiters.pop_front()) {
       if (stats != nullptr && w->joined_at()) tally.add(stats->clock().now() - *w->joined_at());
       try {
-        w->resume(ec, &outcome);
+        w->resume(&outcome);
       } catch (...) {
         if (stats != nullptr) tally.flush(*stats);
         if (!waiters.empty()) {
@@ -212,12 +212,12 @@ struct AsyncFlight : std::enable_shared_from_this<AsyncFlight<T>> {
       }
       if (b == used) {
         if (used == kMaxBatches) {
-          ResumeBatch<T> single{{}, {}, result, self, wait_stats};
+          ResumeBatch<T> single{{}, result, self, wait_stats};
           single.waiters.push_back(w);
           post_batch(std::move(single));
           continue;
         }
-        batches[used].emplace(ResumeBatch<T>{{}, {}, result, self, wait_stats});
+        batches[used].emplace(ResumeBatch<T>{{}, result, self, wait_stats});
         ++used;
       }
       batches[b]->waiters.push_back(w);
@@ -244,8 +244,7 @@ struct CancelWait {
       if (!waiter->linked) return;
       flight->unlink(waiter);
     }
-    ResumeBatch<T> one{
-        {}, boost::asio::error::operation_aborted, nullptr, flight->shared_from_this(), nullptr};
+    ResumeBatch<T> one{{}, nullptr, flight->shared_from_this(), nullptr};
     one.waiters.push_back(waiter);
     post_batch(std::move(one));
   }
@@ -274,12 +273,12 @@ class AsyncWaitOp final : public AsyncWaiter<T> {
     return new AsyncWaitOp(std::move(handler), fallback, joined_at, false);
   }
 
-  void resume(boost::system::error_code ec, const OutcomePtr<T>* outcome) override {
+  void resume(const OutcomePtr<T>* outcome) override {
     auto slot = boost::asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.clear();
     Handler handler = std::move(handler_);
     free_self();  // releases the outstanding work only after the handler is moved out
-    std::move(handler)(ec, outcome);
+    std::move(handler)(outcome);
   }
 
   void destroy() noexcept override {
@@ -325,7 +324,7 @@ struct InitiateWait {
                                                              fallback, joined_at, storage);
     std::unique_lock lock(flight->mu);
     if (flight->outcome != nullptr) {  // published before this waiter arrived
-      ResumeBatch<T> one{{}, {}, flight->outcome, nullptr, flight->stats};
+      ResumeBatch<T> one{{}, flight->outcome, nullptr, flight->stats};
       lock.unlock();
       one.flight = std::move(flight);
       one.waiters.push_back(op);
@@ -337,15 +336,16 @@ struct InitiateWait {
   }
 };
 
-// Waits for `flight`'s outcome; completes with (error_code, const OutcomePtr<T>*) on the
-// token's executor (or `fallback`): `operation_aborted` and a pointer to null when cancelled.
+// Waits for `flight`'s outcome; completes with a `const OutcomePtr<T>*` on the token's
+// executor (or `fallback`), pointing to null when the wait was cancelled. With
+// `boost::asio::deferred` inside an `awaitable` the wait costs no coroutine frame of its own.
 // The pointer is valid until the handler returns or suspends. `joined_at` (joiners) has the
 // wait recorded in the flight's stats; `storage` (may be null) must outlive the operation.
 template <class T, class Token>
 auto async_wait_flight(std::shared_ptr<AsyncFlight<T>> flight, std::optional<TimePoint> joined_at,
                        const boost::asio::any_io_executor& fallback, WaiterSlot* storage,
                        Token&& token) {
-  return boost::asio::async_initiate<Token, void(boost::system::error_code, const OutcomePtr<T>*)>(
+  return boost::asio::async_initiate<Token, void(const OutcomePtr<T>*)>(
       InitiateWait<T>{}, token, std::move(flight), joined_at, fallback, storage);
 }
 
