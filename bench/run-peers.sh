@@ -3,7 +3,7 @@
 # all in front of the same simulated upstream, driven by sluice-loadgen and wrk.
 #
 #   bench/run-peers.sh [--build DIR] [--reps N] [--duration S] [--scenarios 1,2,3,4,5,6]
-#                      [--s5-requests N] [--out FILE] [--no-build]
+#                      [--s5-requests N] [--out FILE] [--no-build] [--sluice BIN] [--loadgen BIN]
 #
 #   --build DIR        build tree holding tools/sluice/sluice and bench/loadgen/sluice-loadgen
 #                      (default $SLUICE_BUILD or build/release); built there unless --no-build
@@ -12,6 +12,7 @@
 #   --scenarios LIST   which scenarios to run (default all: 1..6, see bench/README.md)
 #   --s5-requests N    requests of the memory scenario (default 1000000)
 #   --out FILE         JSON result (default bench/results/<UTC date-time>.json)
+#   --sluice BIN, --loadgen BIN   binaries to use instead of the ones in the build tree
 #
 # Runs without `sluice serve` (then only the peer columns and the direct upstream are
 # measured, and the ratios are null) and without `sluice sim-upstream` (then the stand-in
@@ -28,6 +29,8 @@ scenarios=1,2,3,4,5,6
 s5_requests=1000000
 out=""
 do_build=1
+sluice=""
+loadgen=""
 workers=2
 ttl=60
 
@@ -40,7 +43,9 @@ while [[ $# -gt 0 ]]; do
     --s5-requests) s5_requests=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --sluice) sluice=$2; shift 2 ;;
+    --loadgen) loadgen=$2; shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run-peers: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,8 +61,8 @@ if [[ $do_build -eq 1 && -f "$build/build.ninja" ]]; then
   echo "run-peers: building sluice_loadgen and sluice_cli in $build"
   cmake --build "$build" --target sluice_loadgen sluice_cli -j "${JOBS:-2}" >/dev/null
 fi
-loadgen="$build/bench/loadgen/sluice-loadgen"
-sluice="$build/tools/sluice/sluice"
+[[ -n "$loadgen" ]] || loadgen="$build/bench/loadgen/sluice-loadgen"
+[[ -n "$sluice" ]] || sluice="$build/tools/sluice/sluice"
 [[ -x "$loadgen" ]] || { echo "run-peers: $loadgen missing (build target sluice_loadgen)" >&2; exit 2; }
 
 has_cmd() { [[ -x "$sluice" ]] && "$sluice" "$1" --help >/dev/null 2>&1; }
