@@ -38,8 +38,10 @@
 
 namespace sluice::gateway {
 
+// For the defaults below ("10s", "50ms"); scoped to this namespace.
 using namespace std::chrono_literals;
 
+// Binary size units for the defaults below.
 inline constexpr size_t kKiB = 1024;
 inline constexpr size_t kMiB = 1024 * kKiB;
 
@@ -276,14 +278,19 @@ struct AdminConfig {
 struct Config {
   // Where it came from: the file path, or "flags".
   std::string source;
+  // [server]: threads, data directory, drain.
   ServerConfig server;
+  // [listener]: the client-facing listener and its limits.
   ListenerConfig listener;
-  // At least one, unique names.
+  // [[upstream]]: at least one, unique names.
   std::vector<UpstreamConfig> upstreams;
-  // At least one, unique names, matched in order.
+  // [[route]]: at least one, unique names, matched in order.
   std::vector<RouteConfig> routes;
+  // [cache]: the shared response cache.
   CacheConfig cache;
+  // [log]: access log and log level.
   LogConfig log;
+  // [admin]: the admin API.
   AdminConfig admin;
 
   // The upstream or route with this name, or nullptr.
