@@ -242,8 +242,8 @@ SqliteLogSink::SqliteLogSink(std::filesystem::path path, SqliteLogSinkOptions op
       db_(db) {}
 
 SqliteLogSink::~SqliteLogSink() {
-  for (sqlite3_stmt* s :
-       {insert_, insert_many_, begin_, commit_, rollback_, prune_rows_, prune_age_}) {
+  for (sqlite3_stmt* s : {insert_, insert_many_, import_find_, import_record_, begin_, commit_,
+                          rollback_, prune_rows_, prune_age_}) {
     sqlite3_finalize(s);
   }
   sqlite3_close_v2(db_);
