@@ -297,8 +297,8 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
     std::atomic<uint64_t> requests{0}, responses{0}, responses_completed{0}, responses_abandoned{0},
         connections_created{0}, connections_reused{0}, stale_closed{0}, stale_retries{0},
         dns_failures{0}, connect_failures{0}, connect_timeouts{0}, tls_failures{0},
-        response_timeouts{0}, read_timeouts{0}, upstream_resets{0}, bad_responses{0}, pool_waits{0},
-        pool_exhausted{0}, bytes_sent{0}, bytes_received{0};
+        response_timeouts{0}, read_timeouts{0}, upstream_resets{0}, bad_responses{0},
+        bodies_too_large{0}, pool_waits{0}, pool_exhausted{0}, bytes_sent{0}, bytes_received{0};
   };
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -389,6 +389,9 @@ void ClientImpl::count_error(ClientError e) noexcept {
     case ClientError::response_head_too_large:
       bump(counters_.bad_responses);
       break;
+    case ClientError::body_too_large:
+      bump(counters_.bodies_too_large);
+      break;
     default:
       break;
   }
@@ -472,7 +475,11 @@ asio::awaitable<boost::system::result<ClientImpl::Acquired>> ClientImpl::acquire
         auto conn = std::make_shared<ClientConnection>(executor_, ctx);
         conn->id = slot.id;
         keys_.emplace(slot.id, key);
-        if (!ec) ec = co_await connect(conn, origin);
+        if (ec) {
+          ec = make_error_code(ClientError::tls_failed);  // unusable CA file or path
+        } else {
+          ec = co_await connect(conn, origin);
+        }
         if (ec) {
           tracker_.close(slot.id, pool::CloseReason::kError);
           keys_.erase(slot.id);
@@ -606,7 +613,6 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
     head += "\r\n";
   }
   head += "\r\n";
-  std::string body_copy = body;
   const bool head_request = method == bh::verb::head;
   const bool may_retry = idempotent(method);
   const std::string key = origin.key();
@@ -638,7 +644,7 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
     fresh_parser();
 
     arm(conn, options_.response_timeout);
-    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body_copy)};
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
     auto [wec, written] = co_await conn->io(
         [&](auto& stream) { return asio::async_write(stream, buffers, kUseTuple); });
     conn->bytes_sent += written;
@@ -757,6 +763,7 @@ ClientStats ClientImpl::stats() const {
   s.read_timeouts = load(counters_.read_timeouts);
   s.upstream_resets = load(counters_.upstream_resets);
   s.bad_responses = load(counters_.bad_responses);
+  s.bodies_too_large = load(counters_.bodies_too_large);
   s.pool_waits = load(counters_.pool_waits);
   s.pool_exhausted = load(counters_.pool_exhausted);
   s.bytes_sent = load(counters_.bytes_sent);

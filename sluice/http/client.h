@@ -144,6 +144,7 @@ struct ClientStats {
   uint64_t read_timeouts = 0;        // `read_timeout`
   uint64_t upstream_resets = 0;      // `upstream_closed` (closed/reset mid-exchange)
   uint64_t bad_responses = 0;        // `bad_response` and `response_head_too_large`
+  uint64_t bodies_too_large = 0;     // `read_all` calls past their limit
   uint64_t pool_waits = 0;           // `send` calls that waited for a slot
   uint64_t pool_exhausted = 0;       // `pool_exhausted`
   uint64_t bytes_sent = 0;           // request bytes written (heads and bodies)
@@ -173,8 +174,9 @@ class Client {
   // origin when absent; Content-Length is set from the body (any Content-Length or
   // Transfer-Encoding in the request is replaced), and is sent as 0 for an empty POST/PUT/PATCH.
   // `Connection: close` in the request makes the connection close after the response. 1xx
-  // interim responses (other than 101) are skipped. The request is copied into a send buffer
-  // before the first suspension, so it need not outlive the call.
+  // interim responses (other than 101) are skipped. `origin` and `request` must stay valid
+  // until the call completes (as they do in `co_await client.send(o, r)`); the response does
+  // not refer to them.
   [[nodiscard]] boost::asio::awaitable<boost::system::result<ClientResponse>> send(
       const Origin& origin, const Request& request);
 

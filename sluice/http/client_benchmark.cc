@@ -2,8 +2,8 @@
 // loopback (one worker thread), one request in flight at a time.
 //
 //   cmake --build build/release --target sluice_http_benchmark
-//   build/release/sluice/http/sluice_http_benchmark --benchmark_filter=Client \
-//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/sluice/http/sluice_http_benchmark --benchmark_filter=BM_Client
+//       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true   (one line)
 //
 // Sample (shared 2-core machine under load, medians): see docs/benchmarks/http.md.
 #include <benchmark/benchmark.h>

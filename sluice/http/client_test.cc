@@ -577,6 +577,23 @@ TEST(Client, CleanupEvictsIdleConnectionsByTheInjectedClock) {
   EXPECT_EQ(s.pool.destroyed_by(pool::CloseReason::kIdle), 2u);
 }
 
+TEST(Client, ReadAllPastItsLimitIsBodyTooLarge) {
+  ServerUpstream upstream;
+  asio::io_context ioc;
+  Client client(ioc.get_executor(), {});
+  run(ioc, [&]() -> asio::awaitable<void> {
+    auto r = co_await client.send(upstream.origin(), get("/chunked"));
+    CO_ASSERT_OK(r);
+    auto body = co_await r->read_all(100);
+    CO_ASSERT_FALSE(body);
+    EXPECT_EQ(error_of(body.error()), ClientError::body_too_large);
+    EXPECT_TRUE(r->done());
+  });
+  const auto s = client.stats();
+  EXPECT_EQ(s.bodies_too_large, 1u);
+  EXPECT_EQ(s.pool.idle + s.pool.active, 0u);
+}
+
 TEST(Client, AbandonedResponseClosesTheConnection) {
   ServerUpstream upstream;
   asio::io_context ioc;

@@ -1,4 +1,6 @@
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "sluice/http/client.h"
 #include "sluice/http/server.h"
 #include "tools/sluice/tour.h"
 
@@ -64,6 +67,29 @@ void tour_http(std::ostream& out) {
   bh::response<bh::string_body> rejected;
   bh::read(attacker, attack_buffer, rejected);
 
+  // The pooled client against the same server: 100 GETs over keep-alive connections.
+  asio::io_context client_ioc;
+  sluice::http::Client client(client_ioc.get_executor(), {});
+  const auto origin =
+      *sluice::http::Origin::parse("http://127.0.0.1:" + std::to_string(server.port()));
+  size_t client_bytes = 0;
+  const auto client_start = std::chrono::steady_clock::now();
+  asio::co_spawn(
+      client_ioc,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 100; ++i) {
+          auto r = co_await client.send(origin, sluice::http::Request(bh::verb::get, "/tiny", 11));
+          if (!r) co_return;
+          auto body = co_await r->read_all(1 << 20);
+          if (body) client_bytes += body->size();
+        }
+      },
+      asio::detached);
+  client_ioc.run();
+  const double client_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - client_start).count();
+  const auto cs = client.stats();
+
   socket.close();
   attacker.close();
   server.stop();
@@ -78,6 +104,9 @@ void tour_http(std::ostream& out) {
   out << "stats: 2xx " << s.responses_2xx << ", 4xx " << s.responses_4xx << ", bytes in "
       << s.bytes_in << ", out " << s.bytes_out << ", drain forced closes " << s.drain_forced_closes
       << "\n";
+  out << "client: " << cs.responses << " responses (" << client_bytes << " body bytes) over "
+      << cs.connections_created << " connection(s), reuse rate " << cs.reuse_rate() << ", "
+      << static_cast<long>(static_cast<double>(cs.responses) / client_seconds) << " req/s\n";
 }
 
 SLUICE_TOUR_STEP(100, "http", tour_http);
