@@ -6,14 +6,19 @@
 //   --benchmark_report_aggregates_only=true
 //
 // Each iteration writes 500 records through `SqliteLogSink::write`: as batches of
-// `range(0)` rows (one transaction each), or as 500 one-row transactions (the baseline). The
-// database is a fresh file in a mkdtemp directory under $SLUICE_BENCH_DIR, else the system
-// temp dir (on this machine /tmp is the real disk, not tmpfs); WAL, synchronous=NORMAL unless
-// the name says SyncFull. BM_BatcherToSqlite adds the records through a `Batcher` (flusher
-// thread, batch 500) and flushes. Sample (2-core shared VM at load 14, medians of 5, wall time
-// per 500 rows): BM_SqliteBatched/500 23.3 ms vs BM_SqlitePerRow/1 104 ms (4.5x);
-// BM_SqliteBatchedSyncFull/500 27.6 ms vs BM_SqlitePerRowSyncFull/1 1114 ms (40x).
-// More in docs/benchmarks.md (store).
+// `range(0)` rows (one transaction each), or as 500 one-row transactions (the baseline, with
+// the same durability settings). Record times advance 500 ms per iteration, as a live log's do.
+// The sink writes a full chunk of `rows_per_statement` (500) rows with one multi-row INSERT;
+// BM_SqliteBatchedRowStatements is the same batch with one INSERT per row (and
+// BM_SqliteBatched/50, being under a chunk, also goes row by row). The database is a fresh file
+// in a mkdtemp directory under $SLUICE_BENCH_DIR, else the system temp dir (on this machine
+// /tmp is the real disk, not tmpfs); WAL, synchronous=NORMAL unless the name says SyncFull.
+// BM_BatcherToSqlite adds the records through a `Batcher` (flusher thread, batch 500) and
+// flushes. Sample (2-core VM shared with ~7 engineers' builds, load average 15-19, medians of
+// 5, per 500 rows, wall / CPU): BM_SqliteBatched/500 4.98 / 1.29 ms (100 k rows/s wall, 388 k
+// CPU) vs BM_SqlitePerRow/1 82.9 / 20.0 ms: 16.6x wall, 15.5x CPU; BM_SqliteBatchedSyncFull/500
+// 11.1 / 1.46 ms vs BM_SqlitePerRowSyncFull/1 3440 / 130 ms: 310x wall, 89x CPU.
+// More in docs/benchmarks/store.md.
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
