@@ -9,13 +9,17 @@
 //   build/release/sluice/gateway/sluice_gateway_benchmark --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true   (one command line)
 //
-// Sample (2 shared cores, ~7 engineers building, load average 3.1; medians of 5):
-//   BM_HashTarget                    ~10 ns   (1x)
-//   BM_Sha256Hex_64B                ~150 ns
-//   BM_MakeKey_GetAnonymous         ~500 ns
-//   BM_MakeKey_GetWithAuthorization ~700 ns
-//   BM_ParseCacheControl             ~50 ns
-//   see docs/modules/gateway-cache.md for the full table and ratios.
+// Sample (2 shared cores, heavily loaded: load average 18, ~7 engineers building; medians of
+// 5 repetitions, CPU time; wall time was ~4x higher under that load):
+//   BM_HashTarget                        7.8 ns   (1x, baseline)
+//   BM_Sha256Hex_64B                     170 ns   (22x)
+//   BM_MakeKey_GetAnonymous              352 ns   (45x)
+//   BM_MakeKey_GetWithAuthorization      665 ns   (85x)
+//   BM_ParseCacheControl                 131 ns   (17x)
+//   BM_DecideStore                       183 ns   (23x)
+//   BM_BoostJsonParse_1KB               1.81 us   (1x, baseline for JSON)
+//   BM_CanonicalJson_1KB                3.76 us   (2.1x)
+//   BM_MakeKey_PostCanonicalJson_1KB    5.81 us   (3.2x)
 #include <benchmark/benchmark.h>
 
 #include <boost/json/parse.hpp>

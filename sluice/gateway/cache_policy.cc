@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "sluice/base/check.h"
 #include "sluice/gateway/cache_key.h"
 
 namespace sluice::gateway {
@@ -185,14 +186,22 @@ bool one_of(std::string_view w, const std::array<std::string_view, N>& names) {
   return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(w, n); });
 }
 
+// Parsed dates are clamped to [1970, 2200): system_clock counts nanoseconds in 64 bits (about
+// 1678..2262), and the difference of any two clamped dates must fit too. "Fri, 31 Dec 9999
+// 23:59:59 GMT" (a common "never expires") becomes 2200-01-01.
+constexpr std::chrono::sys_days kMinDate{std::chrono::year(1970) / 1 / 1};
+constexpr std::chrono::sys_days kMaxDate{std::chrono::year(2200) / 1 / 1};
+
 std::optional<system_clock::time_point> make_time(int y, int mo, int d, int h, int mi, int s) {
   const std::chrono::year_month_day ymd{std::chrono::year(y),
                                         std::chrono::month(static_cast<unsigned>(mo)),
                                         std::chrono::day(static_cast<unsigned>(d))};
   if (!ymd.ok()) return std::nullopt;
-  return std::chrono::time_point_cast<system_clock::duration>(
-      std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-      std::chrono::seconds(s));
+  const std::chrono::sys_seconds t = std::chrono::sys_days(ymd) + std::chrono::hours(h) +
+                                     std::chrono::minutes(mi) + std::chrono::seconds(s);
+  const std::chrono::sys_seconds clamped =
+      std::clamp(t, std::chrono::sys_seconds(kMinDate), std::chrono::sys_seconds(kMaxDate));
+  return std::chrono::time_point_cast<system_clock::duration>(clamped);
 }
 
 }  // namespace
@@ -319,6 +328,8 @@ bool heuristically_cacheable(unsigned status) noexcept {
 // ---- store decision ----
 
 StoreDecision decide_store(const StoreInputs& in) {
+  SLUICE_CHECK(in.request_headers != nullptr && in.response_headers != nullptr,
+               "StoreInputs needs request and response headers");
   StoreDecision d;
   const bh::fields& req = *in.request_headers;
   const bh::fields& resp = *in.response_headers;

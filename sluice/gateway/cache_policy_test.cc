@@ -182,6 +182,13 @@ TEST(DecideStore, Table) {
       {.what = "Expires in the past",
        .response = {{"Expires", date_minus_100}},
        .verdict = V::zero_lifetime},
+      {.what = "Expires in year 9999",
+       .response = {{"Expires", "Fri, 31 Dec 9999 23:59:59 GMT"}},
+       .ttl = hours(1)},
+      {.what = "Date in year 1 (clamped), Expires in year 9999",
+       .response = {{"Date", "Mon, 01 Jan 0001 00:00:00 GMT"},
+                    {"Expires", "Fri, 31 Dec 9999 23:59:59 GMT"}},
+       .ttl = hours(1)},  // lifetime clamps to 2^31 s, age 57 years: still fresh, no overflow
       {.what = "Expires: 0 is in the past",
        .response = {{"Expires", "0"}},
        .verdict = V::zero_lifetime},
@@ -617,6 +624,13 @@ TEST(HttpDate, Invalid) {
                            "1994-11-06T08:49:37Z"}) {
     EXPECT_FALSE(parse_http_date(text, kNow).has_value()) << text;
   }
+  // Far dates clamp to [1970, 2200) instead of overflowing the nanosecond clock.
+  const auto far = parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT", kNow);
+  ASSERT_TRUE(far.has_value());
+  EXPECT_EQ(format_http_date(*far), "Wed, 01 Jan 2200 00:00:00 GMT");
+  const auto early = parse_http_date("Mon, 01 Jan 0001 00:00:00 GMT", kNow);
+  ASSERT_TRUE(early.has_value());
+  EXPECT_EQ(format_http_date(*early), "Thu, 01 Jan 1970 00:00:00 GMT");
   // Leap years and leap seconds.
   EXPECT_TRUE(parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT", kNow).has_value());
   EXPECT_TRUE(parse_http_date("Sat, 31 Dec 2016 23:59:60 GMT", kNow).has_value());
