@@ -5,7 +5,10 @@
 //   build/release/sluice/http/sluice_http_benchmark --benchmark_filter=BM_Client
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true   (one line)
 //
-// Sample (shared 2-core machine under load, medians): see docs/benchmarks/http.md.
+// Sample (release, shared 2-core machine, load average 14, medians of 5, min_time 0.3 s):
+//   BM_ClientNewConnectionPerRequest  276.9 us/request   3.6 k req/s   (baseline)
+//   BM_ClientPooledKeepAlive          118.6 us/request   8.4 k req/s   2.33x the baseline
+// (also in docs/modules/http.md, section Client).
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/co_spawn.hpp>
