@@ -171,7 +171,8 @@ TEST_F(GatewayE2E, TwoTenantsGetTwoUpstreamCalls) {
   std::vector<HttpRequest> requests;
   for (int i = 0; i < 40; ++i) {
     HttpRequest r;
-    r.target = "/tenant?cc=max-age%3D60";
+    // The long latency keeps both tenants' batches in flight together, cached or not.
+    r.target = "/tenant?cc=max-age%3D60&delay_ms=1000";
     r.headers = {{"Authorization", i % 2 == 0 ? "Bearer tenant-a" : "Bearer tenant-b"}};
     requests.push_back(r);
   }
