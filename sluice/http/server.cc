@@ -801,6 +801,10 @@ asio::awaitable<error_code> ResponseWriter::write_chunk(std::string_view data) {
   co_return error_code{};
 }
 
+void ResponseWriter::abort() noexcept {
+  if (!error_) error_ = asio::error::operation_aborted;
+}
+
 asio::awaitable<error_code> ResponseWriter::finish() {
   if (error_) co_return error_;
   if (!head_sent_) co_return not_permitted();

@@ -182,6 +182,11 @@ class ResponseWriter {
   // `http::error::partial_message` if fewer bytes than declared were written (the connection is
   // then closed, since the client cannot tell where the response ends).
   [[nodiscard]] boost::asio::awaitable<boost::system::error_code> finish();
+  // Gives up on a response whose head was sent but whose body cannot be completed (the
+  // upstream it streams from failed): the body is left unterminated and the connection is
+  // closed after the handler, so the client sees a truncated response, never a complete
+  // one. Later calls fail with `operation_aborted`.
+  void abort() noexcept;
 
   [[nodiscard]] bool head_sent() const noexcept { return head_sent_; }
   [[nodiscard]] bool finished() const noexcept { return finished_; }

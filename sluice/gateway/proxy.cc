@@ -1,0 +1,1486 @@
+#include "sluice/gateway/proxy.h"
+
+#include <array>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/json/serialize.hpp>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+
+#include "sluice/base/hash.h"
+#include "sluice/cache/sharded_cache.h"
+#include "sluice/cache/ttl_cache.h"
+#include "sluice/coalesce/async_coalescer.h"
+#include "sluice/flow/adaptive_limiter.h"
+#include "sluice/flow/token_bucket.h"
+#include "sluice/gateway/cache_policy.h"
+#include "sluice/gateway/cached_response.h"
+#include "sluice/gateway/logger.h"
+#include "sluice/http/client.h"
+#include "sluice/http/headers.h"
+#include "sluice/metrics/counter.h"
+#include "sluice/metrics/histogram.h"
+#include "sluice/metrics/writer.h"
+#include "sluice/resilience/circuit_breaker.h"
+#include "sluice/resilience/retry_budget.h"
+#include "sluice/resilience/retry_policy.h"
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+namespace bh = boost::beast::http;
+using boost::system::error_code;
+
+std::string_view to_string(CacheStatus status) noexcept {
+  switch (status) {
+    case CacheStatus::hit:
+      return "HIT";
+    case CacheStatus::miss:
+      return "MISS";
+    case CacheStatus::coalesced:
+      return "COALESCED";
+    case CacheStatus::bypass:
+      return "BYPASS";
+  }
+  return "BYPASS";
+}
+
+namespace {
+
+constexpr size_t kCacheShards = 32;
+
+// An answer the gateway makes itself (routing, limits, upstream failures).
+struct GatewayError {
+  unsigned status = 502;
+  std::string code;    // short machine-readable code: "upstream_unreachable", ...
+  std::string reason;  // one sentence for a person
+};
+
+std::string error_json(std::string_view code, std::string_view reason) {
+  boost::json::object body;
+  body["error"] = code;
+  body["reason"] = reason;
+  return boost::json::serialize(body);
+}
+
+bool is_idempotent(bh::verb method) noexcept {
+  switch (method) {
+    case bh::verb::get:
+    case bh::verb::head:
+    case bh::verb::put:
+    case bh::verb::delete_:
+    case bh::verb::options:
+    case bh::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_unsafe(bh::verb method) noexcept {
+  return method == bh::verb::post || method == bh::verb::put || method == bh::verb::delete_ ||
+         method == bh::verb::patch;
+}
+
+std::string_view path_of(std::string_view target) noexcept {
+  const size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+std::string_view host_without_port(std::string_view host) noexcept {
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(1, close - 1);
+  }
+  const size_t colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string format_seconds(Duration d) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6f", std::chrono::duration<double>(d).count());
+  return text;
+}
+
+int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+GatewayError error_from_client(const error_code& ec, std::string_view upstream) {
+  using http::ClientError;
+  const std::string name(upstream);
+  if (ec == ClientError::connect_timeout || ec == ClientError::response_timeout ||
+      ec == ClientError::read_timeout) {
+    return {504, "upstream_timeout",
+            "upstream '" + name + "' did not answer in time (" + ec.message() + ")"};
+  }
+  if (ec == ClientError::pool_exhausted) {
+    return {503, "upstream_pool_exhausted",
+            "no connection to upstream '" + name + "' is free (" + ec.message() + ")"};
+  }
+  return {502, "upstream_unreachable", "upstream '" + name + "' failed: " + ec.message()};
+}
+
+bool is_timeout(const error_code& ec) {
+  using http::ClientError;
+  return ec == ClientError::connect_timeout || ec == ClientError::response_timeout ||
+         ec == ClientError::read_timeout;
+}
+
+resilience::JitterMode jitter_of(std::string_view name) {
+  if (name == "none") return resilience::JitterMode::none;
+  if (name == "equal") return resilience::JitterMode::equal;
+  if (name == "decorrelated") return resilience::JitterMode::decorrelated;
+  return resilience::JitterMode::full;
+}
+
+// Identity of the caller whose factory ran: only it may take over a live upstream body.
+struct LeaderTicket {};
+
+// The rest of an upstream body the leader could not buffer whole; only the ticket holder
+// reads it, on the leader's worker.
+struct LiveBody {
+  std::optional<http::ClientResponse> response;
+};
+
+// What one shared upstream call produced, as the coalescer hands it to every caller.
+struct Fetched {
+  ResponsePtr response;            // head and body (complete unless `live` is set); null on error
+  std::shared_ptr<LiveBody> live;  // the rest of the body, for `owner` only
+  const LeaderTicket* owner = nullptr;
+  bool shareable = false;  // waiters may use it (error answers are shareable too)
+  GatewayError error;      // when `response` is null
+  Duration upstream_latency{};
+};
+using FetchedPtr = std::shared_ptr<const Fetched>;
+
+using L1Cache = cache::ShardedCache<cache::TtlCache<std::string, ResponsePtr, base::StringHash>>;
+using MarkCache = cache::ShardedCache<cache::TtlCache<std::string, TimePoint, base::StringHash>>;
+using Coalescer = coalesce::AsyncCoalescer<FetchedPtr>;
+
+struct Counters {
+  std::atomic<uint64_t> requests{0}, hits{0}, misses{0}, coalesced{0}, bypassed{0}, not_modified{0},
+      no_route{0}, rate_limited{0}, over_limit{0}, breaker_rejected{0}, upstream_requests{0},
+      upstream_errors{0}, upstream_timeouts{0}, upstream_aborted{0}, retries{0}, waiter_overflow{0},
+      waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
+      hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
+      invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0};
+};
+
+inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+struct UpstreamRuntime {
+  std::string name;
+  std::string url;
+  http::Origin origin;
+  http::ClientOptions client_options;
+  std::unique_ptr<resilience::CircuitBreaker> breaker;  // null when disabled
+  std::unique_ptr<flow::AdaptiveLimiter> limiter;       // null when disabled
+  // One client per worker, created by that worker on first use.
+  std::unique_ptr<std::atomic<http::Client*>[]> clients;
+  size_t workers = 0;
+  metrics::Histogram* latency = nullptr;
+};
+
+struct RouteRuntime {
+  size_t index = 0;
+  std::string name;
+  UpstreamRuntime* upstream = nullptr;
+  KeyPolicy key_policy;
+  std::unique_ptr<resilience::RetryPolicy> retry;
+  std::atomic<std::shared_ptr<Coalescer>> coalescer;
+  std::atomic<std::shared_ptr<flow::KeyedTokenBucket>> rate;
+  size_t coalescer_max_waiters = 0;
+  double rate_per_second = 0;
+  double rate_burst = 0;
+  std::array<metrics::Counter*, 4> by_cache{};  // indexed by CacheStatus
+  std::array<metrics::Counter*, 5> by_class{};  // 1xx .. 5xx
+  metrics::Histogram* latency = nullptr;
+};
+
+class Proxy::Impl {
+ public:
+  Impl(std::shared_ptr<const Config> config, size_t workers, AccessLog* access_log,
+       metrics::Registry& registry);
+
+  asio::awaitable<void> handle(http::Request& request, http::ResponseWriter& writer);
+
+  std::shared_ptr<const Config> config() const { return config_.load(); }
+  void set_config(std::shared_ptr<const Config> config);
+  Explanation explain(const http::Request& request) const;
+  ProxyStats stats() const;
+  void reset_stats();
+  void clear_cache() {
+    l1_.clear();
+    hit_for_miss_.clear();
+  }
+  std::vector<std::pair<std::string, coalesce::CoalescerStats>> coalescer_stats() const;
+  boost::json::array upstreams_json() const;
+  void cleanup_pools();
+  void release_connections();
+  void collect(metrics::Writer& w) const;
+
+ private:
+  struct Request;  // per-request state
+
+  const RouteRuntime* match(const http::Request& request, const Config& config) const;
+  std::shared_ptr<Coalescer> make_coalescer(size_t max_waiters) const;
+  std::shared_ptr<flow::KeyedTokenBucket> make_bucket(const RateLimitConfig& rl) const;
+  http::Client& client_for(UpstreamRuntime& upstream, size_t worker,
+                           const asio::any_io_executor& executor);
+  std::shared_ptr<http::Request> upstream_request(const http::Request& request,
+                                                  const UpstreamRuntime& upstream,
+                                                  const http::ResponseWriter& writer) const;
+
+  struct Attempt {
+    std::optional<http::ClientResponse> response;
+    GatewayError error;
+    Duration latency{};
+  };
+  asio::awaitable<Attempt> call_upstream(RouteRuntime& route, const RouteConfig& rc,
+                                         const http::Request& up, size_t worker);
+  asio::awaitable<FetchedPtr> fetch_shared(RouteRuntime* route, std::shared_ptr<const Config> cfg,
+                                           std::shared_ptr<const http::Request> up, std::string key,
+                                           std::string uri, std::shared_ptr<LeaderTicket> ticket,
+                                           size_t worker, bool may_store);
+
+  asio::awaitable<void> send_error(Request& r, http::ResponseWriter& w, const GatewayError& e,
+                                   std::optional<Duration> retry_after = std::nullopt);
+  asio::awaitable<void> send_cached(Request& r, http::ResponseWriter& w, const CachedResponse& c,
+                                    CacheStatus status, bool from_cache);
+  asio::awaitable<void> stream(Request& r, http::ResponseWriter& w, http::ClientResponse& response,
+                               std::string_view prefix, CacheStatus status);
+  asio::awaitable<void> pass_through(Request& r, http::ResponseWriter& w, RouteRuntime& route,
+                                     const RouteConfig& rc, const http::Request& up,
+                                     CacheStatus status);
+  void finish(Request& r);
+  void mark_hit_for_miss(const std::string& key, Duration ttl);
+  bool invalidated(const CachedResponse& c);
+  void invalidate(const http::Request& request, unsigned status,
+                  const bh::fields& response_headers);
+
+  std::atomic<std::shared_ptr<const Config>> config_;
+  size_t workers_;
+  AccessLog* access_log_;
+  std::vector<std::unique_ptr<UpstreamRuntime>> upstreams_;
+  std::vector<std::unique_ptr<RouteRuntime>> routes_;
+  mutable L1Cache l1_;
+  mutable MarkCache hit_for_miss_;
+  mutable MarkCache invalidations_;
+  std::atomic<size_t> invalidation_marks_{0};
+  Counters counters_;
+  std::shared_ptr<resilience::RetryBudget> retry_budget_;
+  metrics::CollectorHandle collector_;
+  std::atomic<uint64_t> next_request_id_{1};
+};
+
+struct Proxy::Impl::Request {
+  TimePoint start;
+  int64_t start_unix_ns = 0;
+  const http::Request* request = nullptr;
+  const RouteRuntime* route = nullptr;
+  std::shared_ptr<const Config> config;
+  CacheStatus cache = CacheStatus::bypass;
+  unsigned status = 0;
+  Duration upstream_latency{};
+  uint64_t bytes_out = 0;
+  std::string tenant;
+  std::string request_id;
+};
+
+// ---------------------------------------------------------------------------------------
+
+Proxy::Impl::Impl(std::shared_ptr<const Config> config, size_t workers, AccessLog* access_log,
+                  metrics::Registry& registry)
+    : workers_(std::max<size_t>(workers, 1)),
+      access_log_(access_log),
+      l1_(kCacheShards, {.max_entries = config->cache.enabled ? config->cache.max_entries : 0,
+                         .max_bytes = config->cache.max_bytes,
+                         .default_ttl = std::chrono::seconds(60)}),
+      hit_for_miss_(
+          kCacheShards,
+          {.max_entries = 100'000, .max_bytes = 0, .default_ttl = std::chrono::seconds(30)}),
+      invalidations_(
+          kCacheShards,
+          {.max_entries = 100'000, .max_bytes = 0, .default_ttl = std::chrono::hours(24)}),
+      retry_budget_(std::make_shared<resilience::RetryBudget>()) {
+  auto& request_family =
+      registry.counter_family("sluice_gateway_requests_total",
+                              "Requests answered, by route and cache outcome", {"route", "cache"});
+  auto& class_family =
+      registry.counter_family("sluice_gateway_responses_total",
+                              "Responses sent, by route and status class", {"route", "code"});
+  auto& latency_family = registry.histogram_family(
+      "sluice_gateway_request_duration_seconds",
+      "Time from a request's arrival to its last byte written, by route", {"route"});
+  auto& upstream_family = registry.histogram_family(
+      "sluice_gateway_upstream_duration_seconds",
+      "Time from sending a request upstream to its response head, by upstream", {"upstream"});
+
+  for (const auto& uc : config->upstreams) {
+    auto up = std::make_unique<UpstreamRuntime>();
+    up->name = uc.name;
+    up->url = uc.url;
+    auto origin = http::Origin::parse(uc.url);
+    SLUICE_CHECK(origin.has_value(), "Proxy: upstream url was validated by the config");
+    up->origin = *origin;
+    http::ClientOptions& co = up->client_options;
+    co.connect_timeout = uc.connect_timeout;
+    co.response_timeout = uc.response_timeout;
+    co.read_timeout = uc.read_timeout;
+    co.dns_ttl = uc.dns_ttl;
+    co.pool.max_total = uc.max_connections;
+    co.pool.max_per_host = uc.max_connections_per_host;
+    co.pool.max_idle_time = uc.max_idle_time;
+    co.pool.max_age = uc.max_age;
+    co.pool.max_error_rate = uc.max_error_rate;
+    co.tls_verify = uc.tls_verify;
+    co.ca_file = uc.ca_file;
+    if (uc.breaker.enabled) {
+      resilience::BreakerOptions bo;
+      bo.window = uc.breaker.window;
+      bo.min_requests = static_cast<uint32_t>(uc.breaker.min_requests);
+      bo.failure_rate_threshold = uc.breaker.failure_rate;
+      bo.consecutive_failures = static_cast<uint32_t>(uc.breaker.consecutive_failures);
+      bo.open_duration = uc.breaker.open_for;
+      bo.max_open_duration = std::max(bo.max_open_duration, uc.breaker.open_for);
+      bo.half_open_max_probes =
+          static_cast<uint32_t>(std::max<size_t>(uc.breaker.half_open_probes, 1));
+      const std::string name = uc.name;
+      bo.on_state_change = [name](const resilience::BreakerTransition& t) {
+        log(t.to == resilience::BreakerState::open ? LogLevel::warn : LogLevel::info,
+            "upstream '" + name + "' circuit breaker " + resilience::to_string(t.from) + " -> " +
+                resilience::to_string(t.to));
+      };
+      up->breaker = std::make_unique<resilience::CircuitBreaker>(std::move(bo));
+    }
+    if (uc.concurrency.enabled) {
+      flow::AdaptiveLimiter::Options lo;
+      lo.initial_limit = static_cast<uint32_t>(uc.concurrency.initial);
+      lo.min_limit = static_cast<uint32_t>(uc.concurrency.min);
+      lo.max_limit = static_cast<uint32_t>(uc.concurrency.max);
+      std::unique_ptr<flow::LimitPolicy> policy;
+      if (uc.concurrency.policy == "aimd") {
+        policy = std::make_unique<flow::AimdPolicy>();
+      } else {
+        policy = std::make_unique<flow::GradientPolicy>();
+      }
+      up->limiter = std::make_unique<flow::AdaptiveLimiter>(std::move(policy), lo,
+                                                            base::SteadyClock::instance());
+    }
+    up->workers = workers_;
+    up->clients = std::make_unique<std::atomic<http::Client*>[]>(workers_);
+    for (size_t i = 0; i < workers_; ++i) up->clients[i].store(nullptr);
+    up->latency = &upstream_family.with({up->name});
+    upstreams_.push_back(std::move(up));
+  }
+
+  for (size_t i = 0; i < config->routes.size(); ++i) {
+    const RouteConfig& rc = config->routes[i];
+    auto route = std::make_unique<RouteRuntime>();
+    route->index = i;
+    route->name = rc.name;
+    for (auto& up : upstreams_) {
+      if (up->name == rc.upstream) route->upstream = up.get();
+    }
+    SLUICE_CHECK(route->upstream != nullptr, "Proxy: route upstream was validated by the config");
+    route->key_policy.route = rc.name;
+    route->key_policy.include_query = rc.key_query;
+    route->key_policy.headers = rc.key_headers;
+    route->key_policy.include_credentials = !rc.public_answers;
+    route->key_policy.credential_headers = config->cache.credential_headers;
+    route->key_policy.body = rc.coalesce_post ? BodyDigest::canonical_json : BodyDigest::none;
+
+    resilience::RetryOptions ro;
+    ro.max_attempts = static_cast<uint32_t>(std::max<size_t>(rc.retry.max_attempts, 1));
+    ro.base_delay = rc.retry.initial_backoff;
+    ro.max_delay = std::max(rc.retry.max_backoff, rc.retry.initial_backoff);
+    ro.jitter = jitter_of(rc.retry.jitter);
+    ro.budget = retry_budget_;
+    std::vector<int> on_status = rc.retry.on_status;
+    ro.classifier = [on_status](const resilience::Failure& f) {
+      if (f.status != 0) {
+        return std::find(on_status.begin(), on_status.end(), f.status) != on_status.end()
+                   ? resilience::Retryability::retryable
+                   : resilience::Retryability::not_retryable;
+      }
+      // Connection-level failures pass; a timeout is not retried (it would double the wait).
+      if (f.error == http::ClientError::connect_failed ||
+          f.error == http::ClientError::upstream_closed ||
+          f.error == http::ClientError::dns_failed) {
+        return resilience::Retryability::retryable;
+      }
+      return resilience::default_retry_classifier(f) == resilience::Retryability::retryable &&
+                     !is_timeout(f.error)
+                 ? resilience::Retryability::retryable
+                 : resilience::Retryability::not_retryable;
+    };
+    route->retry = std::make_unique<resilience::RetryPolicy>(std::move(ro));
+    route->coalescer_max_waiters = rc.max_waiters;
+    route->coalescer.store(make_coalescer(rc.max_waiters));
+    route->rate_per_second = rc.rate_limit.rate;
+    route->rate_burst = rc.rate_limit.burst;
+    route->rate.store(make_bucket(rc.rate_limit));
+    for (CacheStatus s :
+         {CacheStatus::hit, CacheStatus::miss, CacheStatus::coalesced, CacheStatus::bypass}) {
+      std::string label(to_string(s));
+      for (auto& ch : label) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      route->by_cache[static_cast<size_t>(s)] = &request_family.with({rc.name, label});
+    }
+    for (size_t c = 0; c < 5; ++c) {
+      const std::string label = std::to_string(c + 1) + "xx";
+      route->by_class[c] = &class_family.with({rc.name, label});
+    }
+    route->latency = &latency_family.with({rc.name});
+    routes_.push_back(std::move(route));
+  }
+  config_.store(std::move(config));
+  collector_ = registry.add_collector("gateway", [this](metrics::Writer& w) { collect(w); });
+}
+
+std::shared_ptr<Coalescer> Proxy::Impl::make_coalescer(size_t max_waiters) const {
+  coalesce::CoalescerOptions co;
+  co.result_ttl = Duration::zero();  // the L1 cache keeps answers, with per-answer TTLs
+  co.max_in_flight = 100'000;
+  co.max_waiters_per_key = max_waiters;
+  co.max_cached_results = 0;
+  co.shards = kCacheShards;
+  return std::make_shared<Coalescer>(co);
+}
+
+std::shared_ptr<flow::KeyedTokenBucket> Proxy::Impl::make_bucket(const RateLimitConfig& rl) const {
+  if (!rl.enabled) return nullptr;
+  flow::KeyedTokenBucket::Options bo;
+  bo.bucket.rate_per_second = rl.rate;
+  bo.bucket.burst = static_cast<uint32_t>(std::max(1.0, rl.burst));
+  return std::make_shared<flow::KeyedTokenBucket>(bo, base::SteadyClock::instance());
+}
+
+void Proxy::Impl::set_config(std::shared_ptr<const Config> config) {
+  for (auto& route : routes_) {
+    if (route->index >= config->routes.size()) continue;
+    const RouteConfig& rc = config->routes[route->index];
+    if (rc.max_waiters != route->coalescer_max_waiters) {
+      // Calls in flight finish on the old coalescer; new ones join the new one.
+      route->coalescer.store(make_coalescer(rc.max_waiters));
+      route->coalescer_max_waiters = rc.max_waiters;
+    }
+    const bool had = route->rate.load() != nullptr;
+    if (rc.rate_limit.enabled != had || rc.rate_limit.rate != route->rate_per_second ||
+        rc.rate_limit.burst != route->rate_burst) {
+      route->rate.store(make_bucket(rc.rate_limit));
+      route->rate_per_second = rc.rate_limit.rate;
+      route->rate_burst = rc.rate_limit.burst;
+    }
+  }
+  if (auto level = parse_log_level(config->log.level)) set_log_level(*level);
+  config_.store(std::move(config));
+}
+
+const RouteRuntime* Proxy::Impl::match(const http::Request& request, const Config& config) const {
+  const std::string_view path = path_of(request.target());
+  std::string_view host;
+  if (auto it = request.find(bh::field::host); it != request.end()) {
+    host = host_without_port(it->value());
+  }
+  const std::string_view method = request.method_string();
+  for (const auto& route : routes_) {
+    const RouteConfig& rc = config.routes[route->index];
+    if (!path.starts_with(rc.path_prefix)) continue;
+    if (!rc.host.empty() && !iequals(rc.host, host)) continue;
+    if (!rc.methods.empty() &&
+        std::none_of(rc.methods.begin(), rc.methods.end(),
+                     [&](const std::string& m) { return iequals(m, method); })) {
+      continue;
+    }
+    return route.get();
+  }
+  return nullptr;
+}
+
+http::Client& Proxy::Impl::client_for(UpstreamRuntime& upstream, size_t worker,
+                                      const asio::any_io_executor& executor) {
+  SLUICE_CHECK(worker < upstream.workers, "Proxy: worker index out of range");
+  http::Client* client = upstream.clients[worker].load(std::memory_order_acquire);
+  if (client == nullptr) {
+    client = new http::Client(executor, upstream.client_options);
+    upstream.clients[worker].store(client, std::memory_order_release);
+  }
+  return *client;
+}
+
+std::shared_ptr<http::Request> Proxy::Impl::upstream_request(
+    const http::Request& request, const UpstreamRuntime& upstream,
+    const http::ResponseWriter& writer) const {
+  auto up = std::make_shared<http::Request>(request);
+  up->version(11);
+  up->set(bh::field::host, upstream.origin.host_header());
+  std::string forwarded = writer.peer().address().to_string();
+  if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
+    forwarded = std::string(it->value()) + ", " + forwarded;
+  }
+  up->set("X-Forwarded-For", forwarded);
+  up->erase(bh::field::expect);
+  return up;
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream calls
+
+asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& route,
+                                                                 const RouteConfig& rc,
+                                                                 const http::Request& up,
+                                                                 size_t worker) {
+  UpstreamRuntime& upstream = *route.upstream;
+  Attempt out;
+  std::optional<resilience::CircuitBreaker::Permit> permit;
+  if (upstream.breaker) {
+    auto p = upstream.breaker->allow();
+    if (!p.allowed()) {
+      bump(counters_.breaker_rejected);
+      out.error = {
+          503, "upstream_unavailable",
+          "circuit breaker for upstream '" + upstream.name + "' is open after repeated failures"};
+      co_return out;
+    }
+    permit.emplace(std::move(p));
+  }
+  flow::LimiterToken token;
+  if (upstream.limiter) {
+    auto t = upstream.limiter->try_acquire();
+    if (!t) {
+      bump(counters_.over_limit);
+      out.error = {503, "over_limit",
+                   "upstream '" + upstream.name + "' is at its concurrency limit"};
+      co_return out;
+    }
+    token = std::move(*t);
+  }
+  http::Client& client = client_for(upstream, worker, co_await asio::this_coro::executor);
+  const bool may_retry = is_idempotent(up.method()) || rc.retry.non_idempotent;
+  resilience::RetryState state(*route.retry);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  error_code last_error;
+  while (state.start_attempt()) {
+    if (state.attempts() > 1) bump(counters_.retries);
+    bump(counters_.upstream_requests);
+    const TimePoint sent = base::SteadyClock::instance().now();
+    auto result = co_await client.send(upstream.origin, up);
+    const Duration latency = base::SteadyClock::instance().now() - sent;
+    if (result) {
+      const unsigned status = result->status();
+      upstream.latency->record(latency);
+      bool retry = false;
+      if (may_retry && std::find(rc.retry.on_status.begin(), rc.retry.on_status.end(),
+                                 static_cast<int>(status)) != rc.retry.on_status.end()) {
+        resilience::Failure failure;
+        failure.status = static_cast<int>(status);
+        if (auto it = result->head().find(bh::field::retry_after); it != result->head().end()) {
+          failure.retry_after = resilience::parse_retry_after(it->value());
+        }
+        const auto decision = state.next_delay(failure);
+        if (decision.should_retry()) {
+          retry = true;
+          timer.expires_after(decision.delay());
+          result = boost::system::result<http::ClientResponse>(error_code{});  // drops it
+          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      } else {
+        state.on_success();
+      }
+      if (retry) continue;
+      const bool failed = status >= 500;
+      if (permit) failed ? permit->failure() : permit->success();
+      if (token.active()) failed ? token.on_error() : token.on_success(latency);
+      out.latency = latency;
+      out.response.emplace(std::move(*result));
+      co_return out;
+    }
+    last_error = result.error();
+    out.latency = latency;
+    bump(counters_.upstream_errors);
+    if (!may_retry) break;
+    resilience::Failure failure;
+    failure.error = last_error;
+    const auto decision = state.next_delay(failure);
+    if (!decision.should_retry()) break;
+    timer.expires_after(decision.delay());
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (is_timeout(last_error)) bump(counters_.upstream_timeouts);
+  if (permit) permit->failure();
+  if (token.active()) is_timeout(last_error) ? token.on_dropped() : token.on_error();
+  out.error = last_error ? error_from_client(last_error, upstream.name)
+                         : GatewayError{504, "upstream_timeout",
+                                        "upstream '" + upstream.name + "' retries ran out"};
+  co_return out;
+}
+
+asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
+                                                      std::shared_ptr<const Config> cfg,
+                                                      std::shared_ptr<const http::Request> up,
+                                                      std::string key, std::string uri,
+                                                      std::shared_ptr<LeaderTicket> ticket,
+                                                      size_t worker, bool may_store) {
+  auto fetched = std::make_shared<Fetched>();
+  fetched->owner = ticket.get();
+  const RouteConfig& rc = cfg->routes[route->index];
+  Attempt attempt = co_await call_upstream(*route, rc, *up, worker);
+  fetched->upstream_latency = attempt.latency;
+  if (!attempt.response) {
+    fetched->error = std::move(attempt.error);
+    fetched->shareable = true;  // everyone waiting would meet the same failure
+    co_return fetched;
+  }
+  http::ClientResponse& response = *attempt.response;
+  auto cached = std::make_shared<CachedResponse>();
+  cached->status = response.status();
+  cached->headers = response.head();  // copies the fields
+  http::strip_hop_by_hop(cached->headers);
+  cached->uri = std::move(uri);
+  cached->upstream_latency = attempt.latency;
+
+  const size_t max_object = cfg->cache.max_object_bytes;
+  bool whole = true;
+  std::optional<uint64_t> declared;
+  if (auto it = response.head().find(bh::field::content_length); it != response.head().end()) {
+    uint64_t n = 0;
+    const auto text = it->value();
+    if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc()) declared = n;
+  }
+  bool event_stream = false;
+  if (auto it = response.head().find(bh::field::content_type); it != response.head().end()) {
+    event_stream = it->value().starts_with("text/event-stream");
+  }
+  if (event_stream || (declared && *declared > max_object)) {
+    whole = false;
+  } else {
+    if (declared) cached->body.reserve(*declared);
+    while (true) {
+      auto piece = co_await response.read_some();
+      if (!piece) {
+        bump(counters_.upstream_aborted);
+        fetched->error = {502, "upstream_aborted",
+                          "upstream '" + route->upstream->name +
+                              "' closed the connection mid-response: " + piece.error().message()};
+        fetched->shareable = true;
+        co_return fetched;
+      }
+      if (piece->empty()) break;
+      cached->body.append(piece->data(), piece->size());
+      if (cached->body.size() > max_object) {
+        whole = false;
+        break;
+      }
+    }
+  }
+  if (!whole) {
+    // The leader streams it; everyone else goes upstream alone, and so will the next ones
+    // for a while.
+    bump(counters_.handed_off);
+    fetched->live = std::make_shared<LiveBody>();
+    fetched->live->response.emplace(std::move(response));
+    fetched->shareable = false;
+    mark_hit_for_miss(key, rc.hit_for_miss_ttl);
+    fetched->response = std::move(cached);
+    co_return fetched;
+  }
+
+  StoreInputs in;
+  in.method = up->method_string();
+  in.request_headers = &up->base();
+  in.status = cached->status;
+  in.response_headers = &cached->headers;
+  in.now = std::chrono::system_clock::now();
+  in.response_delay = attempt.latency;
+  in.default_ttl = rc.cache_ttl;
+  in.max_ttl = rc.max_ttl;
+  in.key_has_tenant = !rc.public_answers;
+  in.post_opted_in = rc.coalesce_post;
+  in.cache_errors = rc.cache_errors;
+  in.error_ttl = rc.error_ttl;
+  const StoreDecision decision = decide_store(in);
+  switch (decision.verdict) {
+    case StoreVerdict::store:
+    case StoreVerdict::error_status:
+    case StoreVerdict::status_not_cacheable:
+    case StoreVerdict::zero_lifetime:
+    case StoreVerdict::method_not_cacheable:
+      fetched->shareable = true;  // a concurrent identical request may have it
+      break;
+    default:  // no-store, private, Set-Cookie, Vary: *, credentials without permission
+      fetched->shareable = false;
+      mark_hit_for_miss(key, rc.hit_for_miss_ttl);
+      break;
+  }
+  cached->vary = vary_names(cached->headers);
+  cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
+  if (auto it = cached->headers.find(bh::field::age); it != cached->headers.end()) {
+    uint64_t age = 0;
+    const auto text = it->value();
+    if (std::from_chars(text.data(), text.data() + text.size(), age).ec == std::errc()) {
+      cached->initial_age = std::chrono::seconds(age);
+    }
+  }
+  cached->stored_at = base::SteadyClock::instance().now();
+  cached->ttl = decision.ttl;
+  if (decision.verdict == StoreVerdict::store && may_store && rc.cache && cfg->cache.enabled &&
+      decision.ttl > Duration::zero()) {
+    const size_t weight = cached->weight();
+    if (l1_.put(key, ResponsePtr(cached), decision.ttl, weight)) bump(counters_.stored);
+  } else if (decision.verdict != StoreVerdict::store) {
+    bump(counters_.not_stored);
+  }
+  fetched->response = std::move(cached);
+  co_return fetched;
+}
+
+void Proxy::Impl::mark_hit_for_miss(const std::string& key, Duration ttl) {
+  if (ttl <= Duration::zero()) return;
+  bump(counters_.hit_for_miss_marked);
+  (void)hit_for_miss_.put(key, base::SteadyClock::instance().now(), ttl);
+}
+
+bool Proxy::Impl::invalidated(const CachedResponse& c) {
+  if (invalidation_marks_.load(std::memory_order_relaxed) == 0) return false;
+  auto at = invalidations_.get(c.uri);
+  return at && *at >= c.stored_at;
+}
+
+void Proxy::Impl::invalidate(const http::Request& request, unsigned status,
+                             const bh::fields& response_headers) {
+  std::string_view host;
+  if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
+  const auto targets = invalidation_targets(request.method_string(), status, host, request.target(),
+                                            response_headers);
+  if (targets.empty()) return;
+  const TimePoint now = base::SteadyClock::instance().now();
+  for (const auto& target : targets) {
+    (void)invalidations_.put(std::string(host) + target, now, std::chrono::hours(24));
+    bump(counters_.invalidations);
+  }
+  invalidation_marks_.fetch_add(targets.size(), std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing answers
+
+asio::awaitable<void> Proxy::Impl::send_error(Request& r, http::ResponseWriter& w,
+                                              const GatewayError& e,
+                                              std::optional<Duration> retry_after) {
+  bh::fields headers;
+  headers.set(bh::field::content_type, "application/json");
+  headers.set(bh::field::cache_control, "no-store");
+  headers.set("X-Cache", to_string(r.cache));
+  if (retry_after) {
+    const auto seconds = std::chrono::ceil<std::chrono::seconds>(*retry_after).count();
+    headers.set(bh::field::retry_after, std::to_string(std::max<int64_t>(seconds, 1)));
+  }
+  headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
+  std::string body = error_json(e.code, e.reason);
+  r.status = e.status;
+  r.bytes_out += body.size();
+  if (co_await w.send(static_cast<bh::status>(e.status), std::move(headers), std::move(body))) {
+    bump(counters_.client_disconnects);
+  }
+}
+
+asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter& w,
+                                               const CachedResponse& c, CacheStatus status,
+                                               bool from_cache) {
+  r.cache = status;
+  bh::fields headers = c.headers;
+  const TimePoint now = base::SteadyClock::instance().now();
+  if (from_cache) headers.set(bh::field::age, std::to_string(c.age_seconds(now)));
+  headers.set("X-Cache", to_string(status));
+  if (r.config->cache.debug_header) headers.set("X-Sluice-Route", r.route->name);
+  headers.set("X-Process-Time", format_seconds(now - r.start));
+  r.status = c.status;
+  error_code ec;
+  if (c.body.size() <= 64 * 1024) {
+    r.bytes_out += c.body.size();
+    ec = co_await w.send(static_cast<bh::status>(c.status), std::move(headers), c.body);
+  } else {
+    ec =
+        co_await w.write_head(static_cast<bh::status>(c.status), std::move(headers), c.body.size());
+    if (!ec) ec = co_await w.write_chunk(c.body);
+    if (!ec) ec = co_await w.finish();
+    if (!ec) r.bytes_out += c.body.size();
+  }
+  if (ec) bump(counters_.client_disconnects);
+}
+
+asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
+                                          http::ClientResponse& response, std::string_view prefix,
+                                          CacheStatus status) {
+  r.cache = status;
+  r.status = response.status();
+  bh::fields headers = response.head();
+  http::strip_hop_by_hop(headers);
+  std::optional<uint64_t> length;
+  if (auto it = response.head().find(bh::field::content_length); it != response.head().end()) {
+    uint64_t n = 0;
+    const auto text = it->value();
+    if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc()) length = n;
+  }
+  headers.erase(bh::field::content_length);
+  headers.set("X-Cache", to_string(status));
+  headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
+  if (co_await w.write_head(static_cast<bh::status>(r.status), std::move(headers), length)) {
+    bump(counters_.client_disconnects);
+    co_return;
+  }
+  if (!prefix.empty()) {
+    if (co_await w.write_chunk(prefix)) {
+      bump(counters_.client_disconnects);
+      co_return;
+    }
+    r.bytes_out += prefix.size();
+  }
+  while (!response.done()) {
+    auto piece = co_await response.read_some();
+    if (!piece) {
+      bump(counters_.upstream_aborted);
+      log(LogLevel::warn, "upstream '" + r.route->upstream->name +
+                              "' failed mid-response: " + piece.error().message());
+      w.abort();  // the client sees a cut response, never a complete-looking one
+      co_return;
+    }
+    if (piece->empty()) break;
+    if (co_await w.write_chunk(*piece)) {
+      bump(counters_.client_disconnects);
+      co_return;  // dropping `response` closes the upstream connection
+    }
+    r.bytes_out += piece->size();
+  }
+  if (co_await w.finish()) bump(counters_.client_disconnects);
+}
+
+asio::awaitable<void> Proxy::Impl::pass_through(Request& r, http::ResponseWriter& w,
+                                                RouteRuntime& route, const RouteConfig& rc,
+                                                const http::Request& up, CacheStatus status) {
+  r.cache = status;
+  Attempt attempt = co_await call_upstream(route, rc, up, w.worker_index());
+  r.upstream_latency = attempt.latency;
+  if (!attempt.response) {
+    co_await send_error(r, w, attempt.error);
+    co_return;
+  }
+  if (is_unsafe(up.method()) && attempt.response->status() < 400) {
+    invalidate(*r.request, attempt.response->status(), attempt.response->head());
+  }
+  co_await stream(r, w, *attempt.response, {}, status);
+}
+
+// ---------------------------------------------------------------------------------------
+// The pipeline
+
+asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::ResponseWriter& writer) {
+  Request r;
+  r.start = base::SteadyClock::instance().now();
+  r.start_unix_ns = unix_now_ns();
+  r.request = &request;
+  r.config = config_.load();
+  bump(counters_.requests);
+  if (auto it = request.find("X-Request-Id"); it != request.end() && it->value().size() <= 128) {
+    r.request_id = std::string(it->value());
+  } else {
+    r.request_id = std::to_string(next_request_id_.fetch_add(1, std::memory_order_relaxed));
+  }
+
+  const RouteRuntime* matched = match(request, *r.config);
+  if (matched == nullptr) {
+    bump(counters_.no_route);
+    co_await send_error(r, writer,
+                        {404, "no_route",
+                         "no route matches " + std::string(request.method_string()) + " " +
+                             std::string(path_of(request.target()))});
+    finish(r);
+    co_return;
+  }
+  RouteRuntime& route = *const_cast<RouteRuntime*>(matched);
+  r.route = &route;
+  const RouteConfig& rc = r.config->routes[route.index];
+  const bh::verb method = request.method();
+
+  const bool coalescable_method = method == bh::verb::get || method == bh::verb::head ||
+                                  (method == bh::verb::post && rc.coalesce_post);
+  const RequestDecision request_decision = decide_request(request.base());
+  const bool cacheable =
+      coalescable_method && rc.cache && r.config->cache.enabled && request_decision.may_store;
+  const bool coalescable = coalescable_method && rc.coalesce && request_decision.may_store;
+
+  RequestKey key = make_key(request, route.key_policy);
+  r.tenant = key.tenant;
+
+  if (auto bucket = route.rate.load()) {
+    std::string_view rate_key = route.name;
+    std::string ip;
+    if (rc.rate_limit.key == "tenant" && !key.tenant.empty()) {
+      rate_key = key.tenant;
+    } else if (rc.rate_limit.key != "route") {
+      ip = writer.peer().address().to_string();
+      rate_key = ip;
+    }
+    const auto decision = bucket->try_acquire(rate_key);
+    if (!decision.allowed) {
+      bump(counters_.rate_limited);
+      co_await send_error(
+          r, writer,
+          {429, "rate_limited",
+           "route '" + route.name + "' allows " + std::to_string(rc.rate_limit.rate) +
+               " requests/s per " + rc.rate_limit.key},
+          decision.retry_after);
+      finish(r);
+      co_return;
+    }
+  }
+
+  // L1 cache.
+  if (cacheable && request_decision.may_use_cache) {
+    if (auto hit = l1_.get(key.key)) {
+      const CachedResponse& c = **hit;
+      const bool vary_ok =
+          c.vary.empty() || vary_fingerprint(c.vary, request.base()) == c.vary_fingerprint;
+      if (!vary_ok) bump(counters_.vary_mismatch);
+      if (vary_ok && !invalidated(c)) {
+        if (not_modified(request.base(), c.headers)) {
+          bump(counters_.not_modified);
+          CachedResponse head_only;
+          head_only.status = 304;
+          for (const auto& field : c.headers) {
+            const auto name = field.name();
+            if (name == bh::field::etag || name == bh::field::last_modified ||
+                name == bh::field::cache_control || name == bh::field::expires ||
+                name == bh::field::vary || name == bh::field::content_location ||
+                name == bh::field::date) {
+              head_only.headers.insert(name, field.value());
+            }
+          }
+          head_only.stored_at = c.stored_at;
+          head_only.initial_age = c.initial_age;
+          co_await send_cached(r, writer, head_only, CacheStatus::hit, true);
+        } else {
+          co_await send_cached(r, writer, c, CacheStatus::hit, true);
+        }
+        finish(r);
+        co_return;
+      }
+    }
+  }
+
+  auto up = upstream_request(request, *route.upstream, writer);
+  std::string host;
+  if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
+  std::string uri = host + std::string(request.target());
+
+  if (!coalescable) {
+    co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+    finish(r);
+    co_return;
+  }
+  if (hit_for_miss_.get(key.key)) {
+    bump(counters_.hit_for_miss_bypass);
+    co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+    finish(r);
+    co_return;
+  }
+
+  // Coalesce: lead the call for this key, or wait for the one in flight.
+  auto ticket = std::make_shared<LeaderTicket>();
+  const size_t worker = writer.worker_index();
+  std::shared_ptr<Coalescer> coalescer = route.coalescer.load();
+  coalesce::RunOptions run_options;
+  run_options.timeout = rc.waiter_timeout;
+  auto factory = [this, route = &route, cfg = r.config, up, key = key.key, uri, ticket, worker,
+                  may_store = cacheable]() {
+    return fetch_shared(route, cfg, up, key, uri, ticket, worker, may_store);
+  };
+  auto result = co_await coalescer->run(key.key, std::move(factory), run_options);
+  if (!result) {
+    const error_code ec = result.error();
+    if (ec == coalesce::CoalesceError::timeout) {
+      bump(counters_.waiter_timeouts);
+    } else if (ec == coalesce::CoalesceError::too_many_in_flight) {
+      bump(counters_.in_flight_rejected);
+    } else {
+      bump(counters_.client_disconnects);
+      finish(r);
+      co_return;
+    }
+    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
+    finish(r);
+    co_return;
+  }
+  const FetchedPtr fetched = *result;
+  const bool mine = fetched->owner == ticket.get();
+  r.upstream_latency = mine ? fetched->upstream_latency : Duration::zero();
+  if (mine) {
+    if (fetched->live && fetched->live->response) {
+      co_await stream(r, writer, *fetched->live->response, fetched->response->body,
+                      CacheStatus::miss);
+    } else if (fetched->response) {
+      co_await send_cached(r, writer, *fetched->response, CacheStatus::miss, false);
+    } else {
+      r.cache = CacheStatus::miss;
+      co_await send_error(r, writer, fetched->error);
+    }
+    finish(r);
+    co_return;
+  }
+  if (!fetched->shareable) {
+    bump(counters_.not_shared);
+    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
+    finish(r);
+    co_return;
+  }
+  if (!fetched->response) {
+    r.cache = CacheStatus::coalesced;
+    co_await send_error(r, writer, fetched->error);
+    finish(r);
+    co_return;
+  }
+  const CachedResponse& c = *fetched->response;
+  if (!c.vary.empty() && vary_fingerprint(c.vary, request.base()) != c.vary_fingerprint) {
+    bump(counters_.vary_mismatch);
+    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
+    finish(r);
+    co_return;
+  }
+  co_await send_cached(r, writer, c, CacheStatus::coalesced, false);
+  finish(r);
+}
+
+void Proxy::Impl::finish(Request& r) {
+  const Duration total = base::SteadyClock::instance().now() - r.start;
+  switch (r.cache) {
+    case CacheStatus::hit:
+      bump(counters_.hits);
+      break;
+    case CacheStatus::miss:
+      bump(counters_.misses);
+      break;
+    case CacheStatus::coalesced:
+      bump(counters_.coalesced);
+      break;
+    case CacheStatus::bypass:
+      bump(counters_.bypassed);
+      break;
+  }
+  if (r.route != nullptr) {
+    r.route->by_cache[static_cast<size_t>(r.cache)]->inc();
+    if (r.status >= 100 && r.status < 600) r.route->by_class[r.status / 100 - 1]->inc();
+    r.route->latency->record(total);
+  }
+  if (total > r.config->log.slow_request) {
+    bump(counters_.slow_requests);
+    if (log_enabled(LogLevel::warn)) {
+      log(LogLevel::warn,
+          "slow request " + std::string(r.request->method_string()) + " " +
+              std::string(path_of(r.request->target())) + " status " + std::to_string(r.status) +
+              " cache " + std::string(to_string(r.cache)) + " took " + format_seconds(total) +
+              "s (upstream " + format_seconds(r.upstream_latency) + "s) id " + r.request_id);
+    }
+  }
+  if (access_log_ == nullptr) return;
+  store::AccessRecord record;
+  record.time_unix_ns = r.start_unix_ns;
+  record.route = r.route != nullptr ? r.route->name : std::string();
+  record.method = std::string(r.request->method_string());
+  record.path = std::string(path_of(r.request->target()));
+  record.status = static_cast<int>(r.status);
+  switch (r.cache) {
+    case CacheStatus::hit:
+      record.cache = store::CacheOutcome::hit;
+      break;
+    case CacheStatus::miss:
+      record.cache = store::CacheOutcome::miss;
+      break;
+    case CacheStatus::coalesced:
+      record.cache = store::CacheOutcome::coalesced;
+      break;
+    case CacheStatus::bypass:
+      record.cache = store::CacheOutcome::bypass;
+      break;
+  }
+  record.upstream_latency = r.upstream_latency;
+  record.total_latency = total;
+  record.bytes_in = r.request->target().size() + r.request->body().size();
+  for (const auto& field : r.request->base()) {
+    record.bytes_in += field.name_string().size() + field.value().size() + 4;
+  }
+  record.bytes_out = r.bytes_out;
+  record.tenant_digest = std::move(r.tenant);
+  record.request_id = std::move(r.request_id);
+  record.upstream = r.route != nullptr ? r.route->upstream->name : std::string();
+  if (!access_log_->add(std::move(record))) bump(counters_.access_log_dropped);
+}
+
+// ---------------------------------------------------------------------------------------
+// Introspection
+
+Proxy::Explanation Proxy::Impl::explain(const http::Request& request) const {
+  Explanation out;
+  const auto cfg = config_.load();
+  const RouteRuntime* route = match(request, *cfg);
+  if (route == nullptr) return out;
+  const RouteConfig& rc = cfg->routes[route->index];
+  out.route = route->name;
+  out.key = make_key(request, route->key_policy);
+  const bh::verb method = request.method();
+  const bool coalescable_method = method == bh::verb::get || method == bh::verb::head ||
+                                  (method == bh::verb::post && rc.coalesce_post);
+  out.coalescable = coalescable_method && rc.coalesce;
+  out.cacheable = coalescable_method && rc.cache && cfg->cache.enabled;
+  out.cached = l1_.get(out.key.key).has_value();
+  return out;
+}
+
+ProxyStats Proxy::Impl::stats() const {
+  ProxyStats s;
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  s.requests = get(counters_.requests);
+  s.hits = get(counters_.hits);
+  s.misses = get(counters_.misses);
+  s.coalesced = get(counters_.coalesced);
+  s.bypassed = get(counters_.bypassed);
+  s.not_modified = get(counters_.not_modified);
+  s.no_route = get(counters_.no_route);
+  s.rate_limited = get(counters_.rate_limited);
+  s.over_limit = get(counters_.over_limit);
+  s.breaker_rejected = get(counters_.breaker_rejected);
+  s.upstream_requests = get(counters_.upstream_requests);
+  s.upstream_errors = get(counters_.upstream_errors);
+  s.upstream_timeouts = get(counters_.upstream_timeouts);
+  s.upstream_aborted = get(counters_.upstream_aborted);
+  s.retries = get(counters_.retries);
+  s.waiter_overflow = 0;
+  for (const auto& [name, cs] : coalescer_stats()) s.waiter_overflow += cs.overflow;
+  s.waiter_timeouts = get(counters_.waiter_timeouts);
+  s.not_shared = get(counters_.not_shared);
+  s.vary_mismatch = get(counters_.vary_mismatch);
+  s.in_flight_rejected = get(counters_.in_flight_rejected);
+  s.hit_for_miss_marked = get(counters_.hit_for_miss_marked);
+  s.hit_for_miss_bypass = get(counters_.hit_for_miss_bypass);
+  s.handed_off = get(counters_.handed_off);
+  s.stored = get(counters_.stored);
+  s.not_stored = get(counters_.not_stored);
+  s.invalidations = get(counters_.invalidations);
+  s.client_disconnects = get(counters_.client_disconnects);
+  s.slow_requests = get(counters_.slow_requests);
+  s.access_log_dropped = get(counters_.access_log_dropped);
+  const cache::CacheStats cs = l1_.stats();
+  s.cache_entries = l1_.size();
+  s.cache_bytes = cs.bytes;
+  s.cache_evictions = cs.evictions;
+  s.cache_expirations = cs.expirations;
+  return s;
+}
+
+void Proxy::Impl::reset_stats() {
+  auto zero = [](std::atomic<uint64_t>& c) { c.store(0, std::memory_order_relaxed); };
+  for (auto* c : {&counters_.requests,
+                  &counters_.hits,
+                  &counters_.misses,
+                  &counters_.coalesced,
+                  &counters_.bypassed,
+                  &counters_.not_modified,
+                  &counters_.no_route,
+                  &counters_.rate_limited,
+                  &counters_.over_limit,
+                  &counters_.breaker_rejected,
+                  &counters_.upstream_requests,
+                  &counters_.upstream_errors,
+                  &counters_.upstream_timeouts,
+                  &counters_.upstream_aborted,
+                  &counters_.retries,
+                  &counters_.waiter_overflow,
+                  &counters_.waiter_timeouts,
+                  &counters_.not_shared,
+                  &counters_.vary_mismatch,
+                  &counters_.in_flight_rejected,
+                  &counters_.hit_for_miss_marked,
+                  &counters_.hit_for_miss_bypass,
+                  &counters_.handed_off,
+                  &counters_.stored,
+                  &counters_.not_stored,
+                  &counters_.invalidations,
+                  &counters_.client_disconnects,
+                  &counters_.slow_requests,
+                  &counters_.access_log_dropped}) {
+    zero(*c);
+  }
+  for (auto& route : routes_) route->coalescer.load()->reset_stats();
+}
+
+std::vector<std::pair<std::string, coalesce::CoalescerStats>> Proxy::Impl::coalescer_stats() const {
+  std::vector<std::pair<std::string, coalesce::CoalescerStats>> out;
+  for (const auto& route : routes_) out.emplace_back(route->name, route->coalescer.load()->stats());
+  return out;
+}
+
+boost::json::array Proxy::Impl::upstreams_json() const {
+  boost::json::array out;
+  for (const auto& up : upstreams_) {
+    boost::json::object o;
+    o["name"] = up->name;
+    o["url"] = up->url;
+    if (up->breaker) {
+      const auto bs = up->breaker->stats();
+      boost::json::object b;
+      b["state"] = resilience::to_string(bs.state);
+      b["calls_allowed"] = bs.calls_allowed;
+      b["calls_rejected"] = bs.calls_rejected;
+      b["failures"] = bs.failures;
+      b["successes"] = bs.successes;
+      b["times_opened"] = bs.times_opened;
+      b["window_requests"] = bs.window_requests;
+      b["window_error_rate"] = bs.window_error_rate;
+      o["breaker"] = std::move(b);
+    } else {
+      o["breaker"] = nullptr;
+    }
+    if (up->limiter) {
+      const auto ls = up->limiter->stats();
+      boost::json::object l;
+      l["policy"] = std::string(ls.policy);
+      l["limit"] = ls.limit;
+      l["in_flight"] = ls.in_flight;
+      l["rejected"] = ls.rejected_total;
+      l["min_rtt_seconds"] = std::chrono::duration<double>(ls.min_rtt).count();
+      o["concurrency"] = std::move(l);
+    } else {
+      o["concurrency"] = nullptr;
+    }
+    boost::json::array workers;
+    http::ClientStats total;
+    for (size_t i = 0; i < up->workers; ++i) {
+      http::Client* client = up->clients[i].load(std::memory_order_acquire);
+      if (client == nullptr) continue;
+      const http::ClientStats cs = client->stats();
+      total.requests += cs.requests;
+      total.connections_created += cs.connections_created;
+      total.connections_reused += cs.connections_reused;
+      total.stale_retries += cs.stale_retries;
+      total.connect_failures += cs.connect_failures;
+      total.response_timeouts += cs.response_timeouts;
+      total.upstream_resets += cs.upstream_resets;
+      total.pool_exhausted += cs.pool_exhausted;
+      total.dns_hits += cs.dns_hits;
+      total.dns_misses += cs.dns_misses;
+      total.bytes_sent += cs.bytes_sent;
+      total.bytes_received += cs.bytes_received;
+      total.pool.active += cs.pool.active;
+      total.pool.idle += cs.pool.idle;
+    }
+    boost::json::object pool;
+    pool["requests"] = total.requests;
+    pool["connections_created"] = total.connections_created;
+    pool["connections_reused"] = total.connections_reused;
+    const uint64_t uses = total.connections_created + total.connections_reused;
+    pool["reuse_rate"] =
+        uses == 0 ? 0.0 : static_cast<double>(total.connections_reused) / static_cast<double>(uses);
+    pool["open"] = total.pool.active + total.pool.idle;
+    pool["in_use"] = total.pool.active;
+    pool["idle"] = total.pool.idle;
+    pool["stale_retries"] = total.stale_retries;
+    pool["connect_failures"] = total.connect_failures;
+    pool["response_timeouts"] = total.response_timeouts;
+    pool["upstream_resets"] = total.upstream_resets;
+    pool["pool_exhausted"] = total.pool_exhausted;
+    pool["dns_hits"] = total.dns_hits;
+    pool["dns_misses"] = total.dns_misses;
+    pool["bytes_sent"] = total.bytes_sent;
+    pool["bytes_received"] = total.bytes_received;
+    o["pool"] = std::move(pool);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+void Proxy::Impl::cleanup_pools() {
+  for (auto& up : upstreams_) {
+    for (size_t i = 0; i < up->workers; ++i) {
+      http::Client* client = up->clients[i].load(std::memory_order_acquire);
+      if (client == nullptr) continue;
+      asio::post(client->executor(), [client] { client->cleanup(); });
+    }
+  }
+}
+
+void Proxy::Impl::release_connections() {
+  for (auto& up : upstreams_) {
+    for (size_t i = 0; i < up->workers; ++i) {
+      delete up->clients[i].exchange(nullptr, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void Proxy::Impl::collect(metrics::Writer& w) const {
+  const ProxyStats s = stats();
+  const metrics::LabelsView none;
+  auto counter = [&](std::string_view name, std::string_view help, uint64_t v) {
+    w.counter(name, help, none, static_cast<double>(v));
+  };
+  counter("sluice_gateway_not_modified_total", "304s answered from the cache", s.not_modified);
+  counter("sluice_gateway_no_route_total", "Requests no route matched (404)", s.no_route);
+  counter("sluice_gateway_rate_limited_total", "Requests refused by a rate limit (429)",
+          s.rate_limited);
+  counter("sluice_gateway_over_limit_total",
+          "Requests refused by an adaptive concurrency limit (503)", s.over_limit);
+  counter("sluice_gateway_breaker_rejected_total",
+          "Requests refused because an upstream's breaker was open (503)", s.breaker_rejected);
+  counter("sluice_gateway_upstream_requests_total", "Attempts sent upstream, retries included",
+          s.upstream_requests);
+  counter("sluice_gateway_upstream_errors_total", "Upstream attempts that failed without answer",
+          s.upstream_errors);
+  counter("sluice_gateway_upstream_timeouts_total", "Upstream requests that timed out",
+          s.upstream_timeouts);
+  counter("sluice_gateway_upstream_aborted_total", "Upstream answers cut mid-body",
+          s.upstream_aborted);
+  counter("sluice_gateway_retries_total", "Upstream attempts after the first", s.retries);
+  counter("sluice_gateway_waiter_overflow_total",
+          "Requests past a key's waiter cap that went upstream alone", s.waiter_overflow);
+  counter("sluice_gateway_waiter_timeouts_total",
+          "Waiters past the waiter timeout that went upstream alone", s.waiter_timeouts);
+  counter("sluice_gateway_not_shared_total",
+          "Waiters whose leader's answer could not be shared (went upstream alone)", s.not_shared);
+  counter("sluice_gateway_vary_mismatch_total", "Hits or waiters refused by Vary", s.vary_mismatch);
+  counter("sluice_gateway_hit_for_miss_marked_total", "Keys remembered as uncacheable",
+          s.hit_for_miss_marked);
+  counter("sluice_gateway_hit_for_miss_bypass_total",
+          "Requests that skipped the coalescer because their key is uncacheable",
+          s.hit_for_miss_bypass);
+  counter("sluice_gateway_handed_off_total",
+          "Leaders that streamed an answer too large or live to share", s.handed_off);
+  counter("sluice_gateway_cache_stored_total", "Answers stored in the L1 cache", s.stored);
+  counter("sluice_gateway_cache_not_stored_total", "Answers RFC 9111 did not let us store",
+          s.not_stored);
+  counter("sluice_gateway_invalidations_total", "URIs invalidated by unsafe methods",
+          s.invalidations);
+  counter("sluice_gateway_client_disconnects_total", "Clients gone before their answer was written",
+          s.client_disconnects);
+  counter("sluice_gateway_slow_requests_total", "Requests slower than log.slow_request",
+          s.slow_requests);
+  counter("sluice_gateway_access_log_dropped_total",
+          "Access records refused by a full access-log queue", s.access_log_dropped);
+  w.gauge("sluice_cache_entries", "Entries in the L1 cache", none,
+          static_cast<double>(s.cache_entries));
+  w.gauge("sluice_cache_bytes", "Bytes charged to the L1 cache", none,
+          static_cast<double>(s.cache_bytes));
+  counter("sluice_cache_evictions_total", "L1 entries evicted at the bound", s.cache_evictions);
+  counter("sluice_cache_expirations_total", "L1 entries expired", s.cache_expirations);
+
+  for (const auto& [route, cs] : coalescer_stats()) {
+    const metrics::Label label{"route", route};
+    const metrics::LabelsView labels{label};
+    w.counter("sluice_coalesce_leaders_total", "Upstream calls led by a request", labels,
+              static_cast<double>(cs.leaders));
+    w.counter("sluice_coalesce_joined_total", "Requests that joined a call in flight", labels,
+              static_cast<double>(cs.coalesced));
+    w.counter("sluice_coalesce_overflow_total", "Requests past the waiter cap", labels,
+              static_cast<double>(cs.overflow));
+    w.counter("sluice_coalesce_timed_out_total", "Waiters past the waiter timeout", labels,
+              static_cast<double>(cs.timed_out));
+    w.counter("sluice_coalesce_cancelled_total", "Waiters whose client went away", labels,
+              static_cast<double>(cs.cancelled));
+    w.gauge("sluice_coalesce_in_flight", "Keys with an upstream call in flight", labels,
+            static_cast<double>(cs.in_flight));
+    w.counter("sluice_coalesce_wait_seconds_total", "Total time joiners waited", labels,
+              std::chrono::duration<double>(cs.total_wait).count());
+  }
+  for (const auto& up : upstreams_) {
+    const metrics::Label label{"upstream", up->name};
+    const metrics::LabelsView labels{label};
+    http::ClientStats total;
+    for (size_t i = 0; i < up->workers; ++i) {
+      http::Client* client = up->clients[i].load(std::memory_order_acquire);
+      if (client == nullptr) continue;
+      const http::ClientStats cs = client->stats();
+      total.connections_created += cs.connections_created;
+      total.connections_reused += cs.connections_reused;
+      total.pool.active += cs.pool.active;
+      total.pool.idle += cs.pool.idle;
+    }
+    w.counter("sluice_pool_connections_created_total", "Upstream connections opened", labels,
+              static_cast<double>(total.connections_created));
+    w.counter("sluice_pool_connections_reused_total", "Requests sent on a reused connection",
+              labels, static_cast<double>(total.connections_reused));
+    w.gauge("sluice_pool_connections_open", "Upstream connections open", labels,
+            static_cast<double>(total.pool.active + total.pool.idle));
+    w.gauge("sluice_pool_connections_idle", "Upstream connections idle in the pool", labels,
+            static_cast<double>(total.pool.idle));
+    if (up->breaker) {
+      const auto bs = up->breaker->stats();
+      w.gauge("sluice_breaker_open", "1 when the upstream's breaker is open", labels,
+              bs.state == resilience::BreakerState::open ? 1.0 : 0.0);
+      w.counter("sluice_breaker_opened_total", "Times the upstream's breaker opened", labels,
+                static_cast<double>(bs.times_opened));
+    }
+    if (up->limiter) {
+      const auto ls = up->limiter->stats();
+      w.gauge("sluice_concurrency_limit", "Adaptive concurrency limit of the upstream", labels,
+              static_cast<double>(ls.limit));
+      w.gauge("sluice_concurrency_in_flight", "Requests in flight to the upstream", labels,
+              static_cast<double>(ls.in_flight));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+Proxy::Proxy(std::shared_ptr<const Config> config, size_t workers, AccessLog* access_log,
+             metrics::Registry& registry)
+    : impl_(std::make_shared<Impl>(std::move(config), workers, access_log, registry)) {}
+
+Proxy::~Proxy() { impl_->release_connections(); }
+
+asio::awaitable<void> Proxy::handle(http::Request& request, http::ResponseWriter& writer) {
+  return impl_->handle(request, writer);
+}
+
+std::shared_ptr<const Config> Proxy::config() const { return impl_->config(); }
+void Proxy::set_config(std::shared_ptr<const Config> config) {
+  impl_->set_config(std::move(config));
+}
+Proxy::Explanation Proxy::explain(const http::Request& request) const {
+  return impl_->explain(request);
+}
+void Proxy::clear_cache() { impl_->clear_cache(); }
+void Proxy::reset_stats() { impl_->reset_stats(); }
+ProxyStats Proxy::stats() const { return impl_->stats(); }
+std::vector<std::pair<std::string, coalesce::CoalescerStats>> Proxy::coalescer_stats() const {
+  return impl_->coalescer_stats();
+}
+boost::json::array Proxy::upstreams_json() const { return impl_->upstreams_json(); }
+void Proxy::cleanup_pools() { impl_->cleanup_pools(); }
+void Proxy::release_connections() { impl_->release_connections(); }
+
+}  // namespace sluice::gateway
