@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <latch>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::gateway {
@@ -36,6 +38,37 @@ TEST(Sha256Hex, KnownVectors) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(std::string(1000, 'a')).size(), 64u);
+}
+
+TEST(Sha256Hex, ConcurrentCallsAgree) {
+  // One digest context per thread and one process-wide fetch of the algorithm: threads that
+  // start together must neither race nor mix their inputs.
+  constexpr int kThreads = 4;
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(kThreads, 0);
+  const KeyPolicy p = [] {
+    KeyPolicy k;
+    k.route = "r";
+    return k;
+  }();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string input = "thread-" + std::to_string(t);
+      const std::string expected = t % 2 == 0 ? "" : sha256_hex(input);
+      const auto req = make_request(bh::verb::get, "/", {{"Host", "h"}, {"Authorization", input}});
+      start.arrive_and_wait();
+      for (int i = 0; i < 200; ++i) {
+        if (t % 2 == 1 && sha256_hex(input) != expected) ++wrong[t];
+        if (make_key(req, p).tenant !=
+            sha256_hex("authorization=" + std::to_string(input.size()) + ":" + input + ";")) {
+          ++wrong[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0) << t;
 }
 
 TEST(MakeKey, PartsOfATypicalGet) {
