@@ -253,7 +253,7 @@ struct CancelWait {
 // Storage for one waiter's operation inside the waiting coroutine's frame (saves one heap
 // allocation per waiter); an operation that does not fit goes to the heap.
 struct WaiterSlot {
-  static constexpr size_t kBytes = 256;
+  static constexpr size_t kBytes = 128;
   alignas(std::max_align_t) unsigned char bytes[kBytes];
 };
 
