@@ -62,7 +62,8 @@ Report run_storm(const StormOptions& options) {
   std::barrier release(static_cast<std::ptrdiff_t>(pool.size()), on_release);
   std::latch done(n);
   std::vector<Exchange> results(n);
-  std::vector<bool> written(n, false);
+  // One byte per connection (not vector<bool>: threads write neighbouring entries).
+  std::vector<uint8_t> written(n, 0);
   metrics::Histogram latency(metrics::HistogramOptions::seconds(1000));
   for (size_t t = 0; t < pool.size(); ++t) {
     asio::post(pool.context(t), [&, t] {
