@@ -24,10 +24,14 @@ build: $(BUILD)/build.ninja
 test: build
 	@ctest --preset $(PRESET) -j $(JOBS)
 
+# The main job: a simulated LLM upstream, sluice in front of it, a burst of traffic and a
+# report; then it keeps serving until Ctrl-C.
 run: build
-	@$(BUILD)/tools/sluice/sluice tour
+	@$(BUILD)/tools/sluice/sluice demo
 
-tour: run
+# Every libsluice primitive once, with numbers.
+tour: build
+	@$(BUILD)/tools/sluice/sluice tour
 
 bench: build
 	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)

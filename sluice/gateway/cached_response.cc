@@ -11,10 +11,4 @@ size_t CachedResponse::weight() const noexcept {
   return bytes;
 }
 
-uint64_t CachedResponse::age_seconds(TimePoint now) const noexcept {
-  const Duration resident = now > stored_at ? now - stored_at : Duration::zero();
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(initial_age + resident).count());
-}
-
 }  // namespace sluice::gateway

@@ -38,8 +38,6 @@ struct CachedResponse {
 
   // Bytes this response charges to the cache bound (body, headers, bookkeeping).
   [[nodiscard]] size_t weight() const noexcept;
-  // Whole seconds for the Age header when served at `now`.
-  [[nodiscard]] uint64_t age_seconds(TimePoint now) const noexcept;
 };
 
 using ResponsePtr = std::shared_ptr<const CachedResponse>;

@@ -313,6 +313,7 @@ struct Proxy::Impl::Request {
   uint64_t bytes_out = 0;
   std::string tenant;
   std::string request_id;
+  std::string debug_key;  // "name=value; ..." of the key parts, with cache.debug_header
 };
 
 // ---------------------------------------------------------------------------------------
@@ -722,7 +723,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
   in.response_delay = attempt.latency;
   in.default_ttl = rc.cache_ttl;
   in.max_ttl = rc.max_ttl;
-  in.key_has_tenant = !rc.public_answers;
+  in.key_has_tenant = key_has_tenant(route->key_policy);
   in.post_opted_in = rc.coalesce_post;
   in.cache_errors = rc.cache_errors;
   in.error_ttl = rc.error_ttl;
@@ -742,13 +743,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
   }
   cached->vary = vary_names(cached->headers);
   cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
-  if (auto it = cached->headers.find(bh::field::age); it != cached->headers.end()) {
-    uint64_t age = 0;
-    const auto text = it->value();
-    if (std::from_chars(text.data(), text.data() + text.size(), age).ec == std::errc()) {
-      cached->initial_age = std::chrono::seconds(age);
-    }
-  }
+  cached->initial_age = decision.initial_age;
   cached->stored_at = base::SteadyClock::instance().now();
   cached->ttl = decision.ttl;
   if (decision.verdict == StoreVerdict::store && may_store && rc.cache && cfg->cache.enabled &&
@@ -783,7 +778,7 @@ void Proxy::Impl::invalidate(const http::Request& request, unsigned status,
   if (targets.empty()) return;
   const TimePoint now = base::SteadyClock::instance().now();
   for (const auto& target : targets) {
-    (void)invalidations_.put(std::string(host) + target, now, std::chrono::hours(24));
+    (void)invalidations_.put(normalize_host(host) + target, now, std::chrono::hours(24));
     bump(counters_.invalidations);
   }
   invalidation_marks_.fetch_add(targets.size(), std::memory_order_relaxed);
@@ -818,9 +813,9 @@ asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter&
   r.cache = status;
   bh::fields headers = c.headers;
   const TimePoint now = base::SteadyClock::instance().now();
-  if (from_cache) headers.set(bh::field::age, std::to_string(c.age_seconds(now)));
+  if (from_cache) headers.set(bh::field::age, age_header(c.initial_age, now - c.stored_at));
   headers.set("X-Cache", to_string(status));
-  if (r.config->cache.debug_header) headers.set("X-Sluice-Route", r.route->name);
+  if (!r.debug_key.empty()) headers.set("X-Sluice-Key", r.debug_key);
   headers.set("X-Process-Time", format_seconds(now - r.start));
   r.status = c.status;
   error_code ec;
@@ -852,6 +847,7 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   }
   headers.erase(bh::field::content_length);
   headers.set("X-Cache", to_string(status));
+  if (!r.debug_key.empty()) headers.set("X-Sluice-Key", r.debug_key);
   headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
   if (co_await w.write_head(static_cast<bh::status>(r.status), std::move(headers), length)) {
     bump(counters_.client_disconnects);
@@ -939,6 +935,10 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
 
   RequestKey key = make_key(request, route.key_policy);
   r.tenant = key.tenant;
+  if (r.config->cache.debug_header) {
+    r.debug_key = "route=" + route.name;
+    for (const auto& part : key.parts) r.debug_key += "; " + part.name + "=" + part.value;
+  }
 
   if (auto bucket = route.rate.load()) {
     std::string_view rate_key = route.name;
@@ -997,9 +997,9 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   }
 
   auto up = upstream_request(request, *route.upstream, writer);
-  std::string host;
+  std::string_view host;
   if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
-  std::string uri = host + std::string(request.target());
+  std::string uri = normalize_host(host) + canonical_target(request.target());
 
   if (!coalescable) {
     co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
