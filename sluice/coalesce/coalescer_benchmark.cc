@@ -4,15 +4,15 @@
 //   build/h-coalesce/sluice/coalesce/sluice_coalesce_benchmark
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Sample (2 shared cores, load ~17, medians of 5; wall / CPU):
-//   BM_DirectCall                   0.92 ns / 0.34 ns
-//   BM_CoalescerCacheHit             155 ns / 62 ns
-//   BM_CoalescerFreshKey             476 ns / 187 ns
-//   BM_AsyncDirectAwait               41 ns / 17 ns
-//   BM_AsyncCacheHit                 291 ns / 107 ns
-//   BM_AsyncFreshKey                 2.4 us / 0.92 us
-//   BM_ThousandWaitersOneKey         2.6 ms / 1.0 ms  executions=1 release_p50_us=211
-// (see docs/benchmarks.md (coalesce) for the measured figures)
+// Sample (2 shared cores, load 5-7, medians of 5; release latencies in us: first/p50/p99/max
+// over 1,000 waiters, median over rounds):
+//   BM_ThousandTimerWaitersBaseline  6 / 117 / 209 / 211   (Asio's own broadcast)
+//   BM_ThousandWaitersOneKey        30 / 161 / 293 / 295   (before this change: 26/157/306/309)
+//     with glibc trimming off       21 / 133 / 245 / 247   (before: 25/150/277/280)
+//   BM_ThousandWaitersCopiedBody    56 / 269 / 453 / 456   (before: 28/316/588/593)
+//   callgrind, release Ir per waiter: 2,025 (before 3,190; Asio timer broadcast 1,696)
+// Older sample (load ~17): BM_AsyncCacheHit 291 ns / 107 ns CPU, BM_AsyncFreshKey 2.4 us.
+// (see docs/benchmarks/coalesce.md for the measured figures and the heap-trimming caveat)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
