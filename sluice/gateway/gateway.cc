@@ -15,6 +15,8 @@ namespace sluice::gateway {
 
 namespace {
 
+constexpr auto kMaintenanceInterval = std::chrono::seconds(15);
+
 http::ServerOptions listener_options(const Config& c) {
   http::ServerOptions o;
   o.address = c.listener.address;
@@ -106,6 +108,7 @@ std::string Gateway::start() {
              ec.message();
     }
   }
+  maintenance_ = std::thread([this] { maintain(); });
   log(LogLevel::info, "listening on " + initial_.listener.address + ":" + std::to_string(port()) +
                           " with " + std::to_string(server_->worker_count()) + " workers" +
                           (admin_server_ ? "; admin on " + initial_.admin.address + ":" +
@@ -117,14 +120,30 @@ std::string Gateway::start() {
 uint16_t Gateway::port() const noexcept { return server_ ? server_->port() : 0; }
 uint16_t Gateway::admin_port() const noexcept { return admin_server_ ? admin_server_->port() : 0; }
 
+void Gateway::maintain() {
+  std::unique_lock lock(maintenance_mu_);
+  while (!maintenance_cv_.wait_for(lock, kMaintenanceInterval,
+                                   [this] { return stopped_.load(); })) {
+    lock.unlock();
+    proxy_->cleanup_pools();
+    proxy_->sweep();
+    lock.lock();
+  }
+}
+
 void Gateway::stop() {
-  if (stopped_.exchange(true)) return;
+  {
+    std::lock_guard lock(maintenance_mu_);
+    if (stopped_.exchange(true)) return;
+  }
+  maintenance_cv_.notify_all();
   if (server_) server_->stop();
   if (admin_server_) admin_server_->stop();
 }
 
 void Gateway::wait() {
   if (waited_) return;
+  if (maintenance_.joinable()) maintenance_.join();
   if (server_) server_->wait();
   if (admin_server_) admin_server_->wait();
   // The workers' loops have stopped: their upstream sockets can go now.

@@ -16,8 +16,11 @@
 
 #include <atomic>
 #include <boost/json/object.hpp>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "sluice/gateway/access_log.h"
 #include "sluice/gateway/config.h"
@@ -69,6 +72,9 @@ class Gateway {
 
  private:
   void collect(metrics::Writer& writer) const;
+  // Every `kMaintenanceInterval`: idle upstream connections past their idle time or age are
+  // closed (on each worker's loop) and expired cache entries are swept.
+  void maintain();
 
   Config initial_;
   metrics::Registry registry_;
@@ -82,6 +88,9 @@ class Gateway {
   TimePoint started_at_{};
   std::atomic<bool> stopped_{false};
   bool waited_ = false;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  std::thread maintenance_;
 };
 
 // Resident set size of this process in bytes (from /proc/self/statm); 0 if unknown.

@@ -241,6 +241,11 @@ class Proxy::Impl {
     l1_.clear();
     hit_for_miss_.clear();
   }
+  void sweep() {
+    (void)l1_.sweep();
+    (void)hit_for_miss_.sweep();
+    (void)invalidations_.sweep();
+  }
   std::vector<std::pair<std::string, coalesce::CoalescerStats>> coalescer_stats() const;
   boost::json::array upstreams_json() const;
   void cleanup_pools();
@@ -1474,6 +1479,7 @@ Proxy::Explanation Proxy::explain(const http::Request& request) const {
   return impl_->explain(request);
 }
 void Proxy::clear_cache() { impl_->clear_cache(); }
+void Proxy::sweep() { impl_->sweep(); }
 void Proxy::reset_stats() { impl_->reset_stats(); }
 ProxyStats Proxy::stats() const { return impl_->stats(); }
 std::vector<std::pair<std::string, coalesce::CoalescerStats>> Proxy::coalescer_stats() const {

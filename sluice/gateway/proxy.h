@@ -118,6 +118,8 @@ class Proxy {
   [[nodiscard]] Explanation explain(const http::Request& request) const;
 
   void clear_cache();
+  // Removes expired entries of the cache and the hit-for-miss and invalidation tables.
+  void sweep();
   void reset_stats();
   [[nodiscard]] ProxyStats stats() const;
   // Per route: the coalescer's counters.
