@@ -67,6 +67,10 @@ struct RunOptions {
   // caller's executor); past it the call returns `CoalesceError::timeout` while the execution
   // continues for the others. Zero = wait as long as the work takes.
   Duration timeout = Duration::zero();
+  // When true, `timeout` bounds only callers that join an execution in flight: the caller
+  // that started it waits for its own execution however long it takes (the gateway's rule,
+  // so a slow upstream does not make its leader call it a second time).
+  bool timeout_joiners_only = false;
 };
 
 template <class T>
@@ -249,7 +253,8 @@ boost::asio::awaitable<boost::system::result<R>> AsyncCoalescer<T>::run_as(
       joined_at = table->clock().now();
       break;
   }
-  if (options.timeout > Duration::zero()) {
+  if (options.timeout > Duration::zero() &&
+      !(options.timeout_joiners_only && admission.role == internal::Role::lead)) {
     co_return co_await wait_bounded<R>(*table, std::move(admission.flight), options.timeout,
                                        joined_at);
   }

@@ -317,6 +317,38 @@ TEST(AsyncCoalescer, PerCallTimeoutReleasesOnlyThatCaller) {
   EXPECT_EQ(c.stats().leaders, 1u);
 }
 
+TEST(AsyncCoalescer, JoinersOnlyTimeoutLetsTheLeaderWaitForItsOwnWork) {
+  asio::io_context ctx;
+  AsyncCoalescer<int> c(no_cache());
+  Gate gate(ctx.get_executor());
+  const RunOptions options{.timeout = milliseconds(1), .timeout_joiners_only = true};
+  std::optional<Result> leader;
+  std::optional<Result> joiner;
+  asio::co_spawn(ctx,
+                 c.run(
+                     "k",
+                     [&]() -> awaitable<int> {
+                       co_await gate.wait();
+                       co_return 5;
+                     },
+                     options),
+                 Store{&leader});
+  asio::co_spawn(
+      ctx,
+      [&]() -> awaitable<void> {
+        joiner = co_await c.run("k", []() -> awaitable<int> { co_return -1; }, options);
+        gate.open();  // only after the joiner gave up: the leader outlived the same timeout
+      },
+      asio::detached);
+  ctx.run();
+  ASSERT_TRUE(joiner && joiner->has_error());
+  EXPECT_EQ(joiner->error(), CoalesceError::timeout);
+  ASSERT_TRUE(leader && leader->has_value());
+  EXPECT_EQ(**leader, 5);
+  EXPECT_EQ(c.stats().timed_out, 1u);
+  EXPECT_EQ(c.stats().leaders, 1u);
+}
+
 TEST(AsyncCoalescer, TimeoutLongerThanTheWorkReturnsTheValue) {
   asio::io_context ctx;
   AsyncCoalescer<int> c(no_cache());

@@ -201,7 +201,9 @@ http::ServerStats Gateway::server_stats() const {
 }
 
 std::string Gateway::patch_config(const boost::json::value& patch) {
-  auto next = apply_runtime_patch(*proxy_->config(), patch);
+  std::lock_guard lock(config_mu_);  // read-modify-write against SIGHUP reloads
+  const auto current = proxy_->config();
+  auto next = apply_runtime_patch(*current, patch);
   if (!next) return next.error().to_string();
   proxy_->set_config(std::make_shared<const Config>(std::move(*next)));
   return {};
@@ -210,19 +212,14 @@ std::string Gateway::patch_config(const boost::json::value& patch) {
 std::string Gateway::reload(const std::string& path) {
   auto loaded = load_config_file(path, process_environment());
   if (!loaded) return loaded.error().to_string();
-  const Config& current = *proxy_->config();
+  std::lock_guard lock(config_mu_);
+  const auto held = proxy_->config();  // keeps the running config alive while we read it
+  const Config& current = *held;
   const Config& next = *loaded;
   // Only run-time knobs change without a restart: the routes and upstreams must be the same.
   if (next.routes.size() != current.routes.size() ||
       next.upstreams.size() != current.upstreams.size()) {
     return "routes or upstreams were added or removed: restart to apply";
-  }
-  for (size_t i = 0; i < next.routes.size(); ++i) {
-    if (next.routes[i].name != current.routes[i].name ||
-        next.routes[i].upstream != current.routes[i].upstream ||
-        next.routes[i].path_prefix != current.routes[i].path_prefix) {
-      return "route '" + next.routes[i].name + "' changed beyond its run-time knobs: restart";
-    }
   }
   for (size_t i = 0; i < next.upstreams.size(); ++i) {
     if (next.upstreams[i].name != current.upstreams[i].name ||
@@ -231,7 +228,25 @@ std::string Gateway::reload(const std::string& path) {
     }
   }
   Config merged = current;
-  merged.routes = next.routes;
+  for (size_t i = 0; i < next.routes.size(); ++i) {
+    const RouteConfig& from = next.routes[i];
+    RouteConfig& to = merged.routes[i];
+    if (from.name != to.name) {
+      return "route '" + from.name + "' replaces route '" + to.name + "': restart to apply";
+    }
+    // The run-time knobs (those PUT /admin/config accepts); the rest needs a restart.
+    to.cache_ttl = from.cache_ttl;
+    to.max_ttl = from.max_ttl;
+    to.error_ttl = from.error_ttl;
+    to.max_waiters = from.max_waiters;
+    to.waiter_timeout = from.waiter_timeout;
+    to.hit_for_miss_ttl = from.hit_for_miss_ttl;
+    to.coalesce = from.coalesce;
+    to.cache = from.cache;
+    to.rate_limit.enabled = from.rate_limit.enabled;
+    to.rate_limit.rate = from.rate_limit.rate;
+    to.rate_limit.burst = from.rate_limit.burst;
+  }
   merged.cache.max_object_bytes = next.cache.max_object_bytes;
   merged.log.level = next.log.level;
   merged.log.slow_request = next.log.slow_request;
@@ -297,7 +312,7 @@ boost::json::object Gateway::stats_json() const {
     log_json["avg_batch_size"] = a.batcher.avg_batch_size();
     log_json["sink_failures"] = a.batcher.sink_failures;
     log_json["spilled"] = a.batcher.spilled;
-    log_json["dropped"] = a.batcher.dropped() + p.access_log_dropped;
+    log_json["dropped"] = a.batcher.dropped();  // includes the proxy's refused adds
     log_json["database"] = access_log_->database_path().string();
     o["access_log"] = std::move(log_json);
   } else {

@@ -88,6 +88,7 @@ class Gateway {
   TimePoint started_at_{};
   std::atomic<bool> stopped_{false};
   bool waited_ = false;
+  std::mutex config_mu_;  // serialises PUT /admin/config and SIGHUP reloads
   std::mutex maintenance_mu_;
   std::condition_variable maintenance_cv_;
   std::thread maintenance_;

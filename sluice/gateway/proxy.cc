@@ -161,6 +161,18 @@ struct LeaderTicket {};
 // The rest of an upstream body the leader could not buffer whole; only the ticket holder
 // reads it, on the leader's worker.
 struct LiveBody {
+  explicit LiveBody(asio::any_io_executor ex) : executor(std::move(ex)) {}
+  LiveBody(const LiveBody&) = delete;
+  LiveBody& operator=(const LiveBody&) = delete;
+  // The response belongs to the leader worker's client: whoever drops the last reference,
+  // it is closed on that worker's loop.
+  ~LiveBody() {
+    if (response) {
+      asio::post(executor, [leftover = std::make_shared<http::ClientResponse>(
+                                std::move(*response))] {});
+    }
+  }
+  asio::any_io_executor executor;
   std::optional<http::ClientResponse> response;
 };
 
@@ -282,6 +294,8 @@ class Proxy::Impl {
                                     CacheStatus status, bool from_cache);
   asio::awaitable<void> stream(Request& r, http::ResponseWriter& w, http::ClientResponse& response,
                                std::string_view prefix, CacheStatus status);
+  asio::awaitable<void> answer_as_leader(Request& r, http::ResponseWriter& writer,
+                                         FetchedPtr fetched);
   asio::awaitable<void> pass_through(Request& r, http::ResponseWriter& w, RouteRuntime& route,
                                      const RouteConfig& rc, const http::Request& up,
                                      CacheStatus status);
@@ -292,6 +306,7 @@ class Proxy::Impl {
                   const bh::fields& response_headers);
 
   std::atomic<std::shared_ptr<const Config>> config_;
+  std::mutex set_config_mu_;
   size_t workers_;
   AccessLog* access_log_;
   std::vector<std::unique_ptr<UpstreamRuntime>> upstreams_;
@@ -362,8 +377,10 @@ Proxy::Impl::Impl(std::shared_ptr<const Config> config, size_t workers, AccessLo
     co.response_timeout = uc.response_timeout;
     co.read_timeout = uc.read_timeout;
     co.dns_ttl = uc.dns_ttl;
-    co.pool.max_total = uc.max_connections;
-    co.pool.max_per_host = uc.max_connections_per_host;
+    // The limits are for the whole gateway: each worker's client gets its share.
+    auto share = [&](size_t total) { return total == 0 ? 0 : (total + workers_ - 1) / workers_; };
+    co.pool.max_total = share(uc.max_connections);
+    co.pool.max_per_host = share(uc.max_connections_per_host);
     co.pool.max_idle_time = uc.max_idle_time;
     co.pool.max_age = uc.max_age;
     co.pool.max_error_rate = uc.max_error_rate;
@@ -490,6 +507,7 @@ std::shared_ptr<flow::KeyedTokenBucket> Proxy::Impl::make_bucket(const RateLimit
 }
 
 void Proxy::Impl::set_config(std::shared_ptr<const Config> config) {
+  std::lock_guard lock(set_config_mu_);  // the admin API and SIGHUP may both call it
   for (auto& route : routes_) {
     if (route->index >= config->routes.size()) continue;
     const RouteConfig& rc = config->routes[route->index];
@@ -589,7 +607,8 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
     }
     token = std::move(*t);
   }
-  http::Client& client = client_for(upstream, worker, co_await asio::this_coro::executor);
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  http::Client& client = client_for(upstream, worker, executor);
   const bool may_retry = is_idempotent(up.method()) || rc.retry.non_idempotent;
   resilience::RetryState state(*route.retry);
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -673,8 +692,40 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
   cached->uri = std::move(uri);
   cached->upstream_latency = attempt.latency;
 
+  // What RFC 9111 allows is known from the head: decide before reading the body.
+  StoreInputs in;
+  in.method = up->method_string();
+  in.request_headers = &up->base();
+  in.status = cached->status;
+  in.response_headers = &cached->headers;
+  in.now = std::chrono::system_clock::now();
+  in.response_delay = attempt.latency;
+  in.default_ttl = rc.cache_ttl;
+  in.max_ttl = rc.max_ttl;
+  in.key_has_tenant = key_has_tenant(route->key_policy);
+  in.post_opted_in = rc.coalesce_post;
+  in.cache_errors = rc.cache_errors;
+  in.error_ttl = rc.error_ttl;
+  const StoreDecision decision = decide_store(in);
+  bool shareable = false;
+  switch (decision.verdict) {
+    case StoreVerdict::store:
+    case StoreVerdict::error_status:
+    case StoreVerdict::zero_lifetime:
+    case StoreVerdict::method_not_cacheable:
+      shareable = true;  // a concurrent identical request may have it
+      break;
+    case StoreVerdict::status_not_cacheable:
+      // 206 and 304 answer one request's own conditions; other odd statuses may be shared.
+      shareable = cached->status != 206 && cached->status != 304;
+      break;
+    default:  // no-store, no-cache, private, Set-Cookie, Vary: *, credentials without permission
+      shareable = false;
+      break;
+  }
+
   const size_t max_object = cfg->cache.max_object_bytes;
-  bool whole = true;
+  bool whole = shareable;  // an answer nobody else may have is streamed, never buffered
   std::optional<uint64_t> declared;
   if (auto it = response.head().find(bh::field::content_length); it != response.head().end()) {
     uint64_t n = 0;
@@ -685,10 +736,9 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
   if (auto it = response.head().find(bh::field::content_type); it != response.head().end()) {
     event_stream = it->value().starts_with("text/event-stream");
   }
-  if (event_stream || (declared && *declared > max_object)) {
-    whole = false;
-  } else {
-    if (declared) cached->body.reserve(*declared);
+  if (event_stream || (declared && *declared > max_object)) whole = false;
+  if (whole) {
+    if (declared && up->method() != bh::verb::head) cached->body.reserve(*declared);
     while (true) {
       auto piece = co_await response.read_some();
       if (!piece) {
@@ -711,41 +761,14 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
     // The leader streams it; everyone else goes upstream alone, and so will the next ones
     // for a while.
     bump(counters_.handed_off);
-    fetched->live = std::make_shared<LiveBody>();
+    fetched->live = std::make_shared<LiveBody>(co_await asio::this_coro::executor);
     fetched->live->response.emplace(std::move(response));
     fetched->shareable = false;
     mark_hit_for_miss(key, rc.hit_for_miss_ttl);
     fetched->response = std::move(cached);
     co_return fetched;
   }
-
-  StoreInputs in;
-  in.method = up->method_string();
-  in.request_headers = &up->base();
-  in.status = cached->status;
-  in.response_headers = &cached->headers;
-  in.now = std::chrono::system_clock::now();
-  in.response_delay = attempt.latency;
-  in.default_ttl = rc.cache_ttl;
-  in.max_ttl = rc.max_ttl;
-  in.key_has_tenant = key_has_tenant(route->key_policy);
-  in.post_opted_in = rc.coalesce_post;
-  in.cache_errors = rc.cache_errors;
-  in.error_ttl = rc.error_ttl;
-  const StoreDecision decision = decide_store(in);
-  switch (decision.verdict) {
-    case StoreVerdict::store:
-    case StoreVerdict::error_status:
-    case StoreVerdict::status_not_cacheable:
-    case StoreVerdict::zero_lifetime:
-    case StoreVerdict::method_not_cacheable:
-      fetched->shareable = true;  // a concurrent identical request may have it
-      break;
-    default:  // no-store, private, Set-Cookie, Vary: *, credentials without permission
-      fetched->shareable = false;
-      mark_hit_for_miss(key, rc.hit_for_miss_ttl);
-      break;
-  }
+  fetched->shareable = shareable;
   cached->vary = vary_names(cached->headers);
   cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
   cached->initial_age = decision.initial_age;
@@ -897,7 +920,8 @@ asio::awaitable<void> Proxy::Impl::pass_through(Request& r, http::ResponseWriter
   if (is_unsafe(up.method()) && attempt.response->status() < 400) {
     invalidate(*r.request, attempt.response->status(), attempt.response->head());
   }
-  co_await stream(r, w, *attempt.response, {}, status);
+  const std::string_view no_prefix;
+  co_await stream(r, w, *attempt.response, no_prefix, status);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -919,10 +943,11 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   const RouteRuntime* matched = match(request, *r.config);
   if (matched == nullptr) {
     bump(counters_.no_route);
-    co_await send_error(r, writer,
-                        {404, "no_route",
-                         "no route matches " + std::string(request.method_string()) + " " +
-                             std::string(path_of(request.target()))});
+    // Named, not a braced temporary in the co_await: GCC 12 destroys those twice.
+    const GatewayError no_route{404, "no_route",
+                                "no route matches " + std::string(request.method_string()) +
+                                    " " + std::string(path_of(request.target()))};
+    co_await send_error(r, writer, no_route);
     finish(r);
     co_return;
   }
@@ -936,7 +961,14 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   const RequestDecision request_decision = decide_request(request.base());
   const bool cacheable =
       coalescable_method && rc.cache && r.config->cache.enabled && request_decision.may_store;
-  const bool coalescable = coalescable_method && rc.coalesce && request_decision.may_store;
+  // A conditional or partial request asks for an answer of its own (a 304 or 206 must not
+  // reach a waiter that asked for the whole body): it goes upstream alone.
+  const bool own_answer = request.count(bh::field::range) > 0 ||
+                          request.count(bh::field::if_range) > 0 ||
+                          request.count(bh::field::if_none_match) > 0 ||
+                          request.count(bh::field::if_modified_since) > 0;
+  const bool coalescable =
+      coalescable_method && rc.coalesce && request_decision.may_store && !own_answer;
 
   RequestKey key = make_key(request, route.key_policy);
   r.tenant = key.tenant;
@@ -957,12 +989,12 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     const auto decision = bucket->try_acquire(rate_key);
     if (!decision.allowed) {
       bump(counters_.rate_limited);
-      co_await send_error(
-          r, writer,
-          {429, "rate_limited",
-           "route '" + route.name + "' allows " + std::to_string(rc.rate_limit.rate) +
-               " requests/s per " + rc.rate_limit.key},
-          decision.retry_after);
+      const GatewayError limited{429, "rate_limited",
+                                 "route '" + route.name + "' allows " +
+                                     std::to_string(rc.rate_limit.rate) + " requests/s per " +
+                                     rc.rate_limit.key};
+      const std::optional<Duration> retry_after = decision.retry_after;
+      co_await send_error(r, writer, limited, retry_after);
       finish(r);
       co_return;
     }
@@ -1006,8 +1038,18 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
   std::string uri = normalize_host(host) + canonical_target(request.target());
 
+  const size_t worker = writer.worker_index();
+  auto ticket = std::make_shared<LeaderTicket>();
   if (!coalescable) {
-    co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+    if (cacheable && !own_answer && !hit_for_miss_.get(key.key)) {
+      // Coalescing is off for this route but caching is on: fetch as a leader of one, so
+      // the answer is stored.
+      FetchedPtr fetched =
+          co_await fetch_shared(&route, r.config, up, key.key, uri, ticket, worker, cacheable);
+      co_await answer_as_leader(r, writer, fetched);
+    } else {
+      co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+    }
     finish(r);
     co_return;
   }
@@ -1019,11 +1061,10 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   }
 
   // Coalesce: lead the call for this key, or wait for the one in flight.
-  auto ticket = std::make_shared<LeaderTicket>();
-  const size_t worker = writer.worker_index();
   std::shared_ptr<Coalescer> coalescer = route.coalescer.load();
   coalesce::RunOptions run_options;
   run_options.timeout = rc.waiter_timeout;
+  run_options.timeout_joiners_only = true;  // a slow upstream must not make us call it twice
   auto factory = [this, route = &route, cfg = r.config, up, key = key.key, uri, ticket, worker,
                   may_store = cacheable]() {
     return fetch_shared(route, cfg, up, key, uri, ticket, worker, may_store);
@@ -1044,43 +1085,46 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     finish(r);
     co_return;
   }
-  const FetchedPtr fetched = *result;
-  const bool mine = fetched->owner == ticket.get();
-  r.upstream_latency = mine ? fetched->upstream_latency : Duration::zero();
-  if (mine) {
-    if (fetched->live && fetched->live->response) {
-      co_await stream(r, writer, *fetched->live->response, fetched->response->body,
-                      CacheStatus::miss);
-    } else if (fetched->response) {
-      co_await send_cached(r, writer, *fetched->response, CacheStatus::miss, false);
-    } else {
-      r.cache = CacheStatus::miss;
-      co_await send_error(r, writer, fetched->error);
-    }
+  FetchedPtr fetched = std::move(*result);
+  if (fetched->owner == ticket.get()) {
+    co_await answer_as_leader(r, writer, fetched);
     finish(r);
     co_return;
   }
-  if (!fetched->shareable) {
-    bump(counters_.not_shared);
+  const bool vary_ok = fetched->response == nullptr || fetched->response->vary.empty() ||
+                       vary_fingerprint(fetched->response->vary, request.base()) ==
+                           fetched->response->vary_fingerprint;
+  if (!fetched->shareable || !vary_ok) {
+    bump(!fetched->shareable ? counters_.not_shared : counters_.vary_mismatch);
+    fetched.reset();  // do not hold the leader's answer (or its live stream) while we go alone
     co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
     finish(r);
     co_return;
   }
+  r.cache = CacheStatus::coalesced;
   if (!fetched->response) {
-    r.cache = CacheStatus::coalesced;
     co_await send_error(r, writer, fetched->error);
-    finish(r);
-    co_return;
+  } else {
+    co_await send_cached(r, writer, *fetched->response, CacheStatus::coalesced, false);
   }
-  const CachedResponse& c = *fetched->response;
-  if (!c.vary.empty() && vary_fingerprint(c.vary, request.base()) != c.vary_fingerprint) {
-    bump(counters_.vary_mismatch);
-    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
-    finish(r);
-    co_return;
-  }
-  co_await send_cached(r, writer, c, CacheStatus::coalesced, false);
   finish(r);
+}
+
+asio::awaitable<void> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWriter& writer,
+                                                    FetchedPtr fetched) {
+  r.upstream_latency = fetched->upstream_latency;
+  r.cache = CacheStatus::miss;
+  if (fetched->live && fetched->live->response) {
+    co_await stream(r, writer, *fetched->live->response, fetched->response->body,
+                    CacheStatus::miss);
+    // Done with the upstream body on its own worker: the connection goes back to the pool
+    // (or is closed) here, not wherever the last waiter drops its reference.
+    fetched->live->response.reset();
+  } else if (fetched->response) {
+    co_await send_cached(r, writer, *fetched->response, CacheStatus::miss, false);
+  } else {
+    co_await send_error(r, writer, fetched->error);
+  }
 }
 
 void Proxy::Impl::finish(Request& r) {
