@@ -873,6 +873,11 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     const auto text = it->value();
     if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc()) length = n;
   }
+  bool event_stream = false;
+  if (auto it = headers.find(bh::field::content_type); it != headers.end()) {
+    event_stream = it->value().starts_with("text/event-stream");
+  }
+  if (event_stream) length.reset();  // chunked, so an error event can still end it cleanly
   headers.erase(bh::field::content_length);
   headers.set("X-Cache", to_string(status));
   if (!r.debug_key.empty()) headers.set("X-Sluice-Key", r.debug_key);
@@ -892,8 +897,16 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     auto piece = co_await response.read_some();
     if (!piece) {
       bump(counters_.upstream_aborted);
-      log(LogLevel::warn, "upstream '" + r.route->upstream->name +
-                              "' failed mid-response: " + piece.error().message());
+      const std::string why = "upstream '" + r.route->upstream->name +
+                              "' failed mid-response: " + piece.error().message();
+      log(LogLevel::warn, why);
+      if (event_stream) {
+        // An event stream ends cleanly with an error event the client's SSE parser sees.
+        const std::string event =
+            "event: error\ndata: " + error_json("upstream_aborted", why) + "\n\n";
+        if (!co_await w.write_chunk(event)) (void)co_await w.finish();
+        co_return;
+      }
       w.abort();  // the client sees a cut response, never a complete-looking one
       co_return;
     }

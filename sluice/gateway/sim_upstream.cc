@@ -147,7 +147,8 @@ class SimUpstream::Handler {
     if (path == kChatPath) {
       co_await chat(req, w, query, seq, latency);
     } else if (path == "/reset") {
-      co_await reset_mid_response(w, seq, latency);
+      const auto* sse = query.find("sse");
+      co_await reset_mid_response(w, seq, latency, sse != nullptr && *sse == "1");
     } else if (path == "/hang") {
       co_await hang(w, seq);
     } else if (path == "/headers") {
@@ -308,15 +309,23 @@ class SimUpstream::Handler {
     (void)co_await w.finish();
   }
 
+  // `sse`: an event stream (chunked) cut after its first event, instead of a text body with
+  // a declared length cut halfway.
   asio::awaitable<void> reset_mid_response(http::ResponseWriter& w, uint64_t seq,
-                                           Duration latency) {
+                                           Duration latency, bool sse) {
     co_await sleep_for(latency);
     bh::fields headers;
-    headers.set(bh::field::content_type, "text/plain");
+    headers.set(bh::field::content_type, sse ? "text/event-stream" : "text/plain");
     headers.set("X-Sim-Seq", std::to_string(seq));
-    if (co_await w.write_head(bh::status::ok, std::move(headers), 1024)) co_return;
-    const std::string part(512, 'r');
-    if (co_await w.write_chunk(part)) co_return;
+    if (sse) {
+      if (co_await w.write_head(bh::status::ok, std::move(headers))) co_return;
+      static constexpr std::string_view kFirst = "data: {\"token\":\"first\"}\n\n";
+      if (co_await w.write_chunk(kFirst)) co_return;
+    } else {
+      if (co_await w.write_head(bh::status::ok, std::move(headers), 1024)) co_return;
+      const std::string part(512, 'r');
+      if (co_await w.write_chunk(part)) co_return;
+    }
     resets_.fetch_add(1, std::memory_order_relaxed);
     // The server closes a connection whose handler throws after the head went out: the
     // client sees fewer bytes than declared.

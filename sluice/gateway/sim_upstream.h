@@ -16,7 +16,8 @@
 //                                   `data: {chunk}\n\n` per token every `token_interval`, then
 //                                   `data: [DONE]\n\n`.
 //   /reset                          declares a Content-Length, sends part of the body, then
-//                                   drops the connection (a reset mid-response).
+//                                   drops the connection (a reset mid-response); with `sse=1`
+//                                   an event stream cut after its first event.
 //   /hang                           never answers; released (503) when the server stops, so it
 //                                   never holds shutdown beyond one poll interval.
 //   /headers                        echoes the request headers as a JSON object.

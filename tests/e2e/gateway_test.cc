@@ -252,6 +252,20 @@ TEST_F(GatewayE2E, UpstreamResetMidResponseGives502) {
   EXPECT_GE(upstream_calls("/reset"), 1u);
 }
 
+TEST_F(GatewayE2E, EventStreamCutByTheUpstreamEndsWithAnErrorEvent) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  const HttpResponse r = http_get(gateway_.port, "/reset?sse=1");
+  // The head went out before the upstream failed: the status stays 200 and the stream ends
+  // cleanly with the events received so far, then an error event.
+  EXPECT_EQ(r.status, 200u) << r.ec.message();
+  EXPECT_FALSE(r.ec) << "the stream must end cleanly, not be cut: " << r.ec.message();
+  EXPECT_NE(r.body.find("data: {\"token\":\"first\"}\n\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("event: error\ndata: {\"error\":\"upstream_aborted\""), std::string::npos)
+      << r.body;
+  EXPECT_GE(upstream_calls("/reset"), 1u);
+}
+
 TEST_F(GatewayE2E, UpstreamHangingPastTheTimeoutGives504) {
   start_with_config("", "response_timeout = \"500ms\"\nconnect_timeout = \"1s\"\n");
   ASSERT_NE(gateway_.port, 0);
