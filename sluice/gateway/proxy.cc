@@ -197,7 +197,7 @@ struct Counters {
       upstream_errors{0}, upstream_timeouts{0}, upstream_aborted{0}, retries{0}, waiter_overflow{0},
       waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
       hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
-      invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0};
+      invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0}, revalidated{0};
 };
 
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -286,7 +286,8 @@ class Proxy::Impl {
   asio::awaitable<FetchedPtr> fetch_shared(RouteRuntime* route, std::shared_ptr<const Config> cfg,
                                            std::shared_ptr<const http::Request> up, std::string key,
                                            std::string uri, std::shared_ptr<LeaderTicket> ticket,
-                                           size_t worker, bool may_store);
+                                           size_t worker, bool may_store,
+                                           ResponsePtr stale = nullptr);
 
   asio::awaitable<void> send_error(Request& r, http::ResponseWriter& w, const GatewayError& e,
                                    std::optional<Duration> retry_after = std::nullopt);
@@ -301,6 +302,15 @@ class Proxy::Impl {
                                      CacheStatus status);
   void finish(Request& r);
   void mark_hit_for_miss(const std::string& key, Duration ttl);
+  // How long the L1 keeps an answer: its freshness, plus as long again (at least a minute)
+  // when it carries a validator (ETag or Last-Modified), so a stale entry can be revalidated
+  // with a conditional request instead of fetched whole.
+  static Duration keep_for(const CachedResponse& c) {
+    const bool validators = c.headers.count(bh::field::etag) > 0 ||
+                            c.headers.count(bh::field::last_modified) > 0;
+    if (!validators) return c.ttl;
+    return c.ttl + std::max<Duration>(c.ttl, std::chrono::minutes(1));
+  }
   bool invalidated(const CachedResponse& c);
   void invalidate(const http::Request& request, unsigned status,
                   const bh::fields& response_headers);
@@ -673,11 +683,60 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
                                                       std::shared_ptr<const http::Request> up,
                                                       std::string key, std::string uri,
                                                       std::shared_ptr<LeaderTicket> ticket,
-                                                      size_t worker, bool may_store) {
+                                                      size_t worker, bool may_store,
+                                                      ResponsePtr stale) {
   auto fetched = std::make_shared<Fetched>();
   fetched->owner = ticket.get();
   const RouteConfig& rc = cfg->routes[route->index];
+  if (stale) {
+    // Revalidate the stored answer (RFC 9111 4.3.1): ask the upstream whether it changed.
+    auto conditional = std::make_shared<http::Request>(*up);
+    if (auto it = stale->headers.find(bh::field::etag); it != stale->headers.end()) {
+      conditional->set(bh::field::if_none_match, it->value());
+    }
+    if (auto it = stale->headers.find(bh::field::last_modified); it != stale->headers.end()) {
+      conditional->set(bh::field::if_modified_since, it->value());
+    }
+    up = std::move(conditional);
+  }
   Attempt attempt = co_await call_upstream(*route, rc, *up, worker);
+  if (stale && attempt.response && attempt.response->status() == 304) {
+    // Not modified: the stored body with the 304's headers merged in (RFC 9111 4.3.4).
+    bump(counters_.revalidated);
+    auto refreshed = std::make_shared<CachedResponse>(*stale);
+    bh::fields fresh_headers = attempt.response->head();
+    http::strip_hop_by_hop(fresh_headers);
+    for (const auto& field : fresh_headers) {
+      if (field.name() == bh::field::content_length) continue;
+      refreshed->headers.set(field.name_string(), field.value());
+    }
+    StoreInputs in;
+    in.method = up->method_string();
+    in.request_headers = &up->base();
+    in.status = refreshed->status;
+    in.response_headers = &refreshed->headers;
+    in.now = std::chrono::system_clock::now();
+    in.response_delay = attempt.latency;
+    in.default_ttl = rc.cache_ttl;
+    in.max_ttl = rc.max_ttl;
+    in.key_has_tenant = key_has_tenant(route->key_policy);
+    in.post_opted_in = rc.coalesce_post;
+    const StoreDecision decision = decide_store(in);
+    refreshed->stored_at = base::SteadyClock::instance().now();
+    refreshed->initial_age = decision.initial_age;
+    refreshed->ttl = decision.ttl;
+    refreshed->upstream_latency = attempt.latency;
+    attempt.response.reset();  // a 304 has no body: the connection goes back to the pool
+    if (decision.verdict == StoreVerdict::store && may_store && decision.ttl > Duration::zero()) {
+      (void)l1_.put(key, ResponsePtr(refreshed), keep_for(*refreshed), refreshed->weight());
+    } else {
+      (void)l1_.erase(key);
+    }
+    fetched->upstream_latency = attempt.latency;
+    fetched->shareable = true;
+    fetched->response = std::move(refreshed);
+    co_return fetched;
+  }
   fetched->upstream_latency = attempt.latency;
   if (!attempt.response) {
     fetched->error = std::move(attempt.error);
@@ -777,7 +836,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
   if (decision.verdict == StoreVerdict::store && may_store && rc.cache && cfg->cache.enabled &&
       decision.ttl > Duration::zero()) {
     const size_t weight = cached->weight();
-    if (l1_.put(key, ResponsePtr(cached), decision.ttl, weight)) bump(counters_.stored);
+    if (l1_.put(key, ResponsePtr(cached), keep_for(*cached), weight)) bump(counters_.stored);
   } else if (decision.verdict != StoreVerdict::store) {
     bump(counters_.not_stored);
   }
@@ -1013,14 +1072,18 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     }
   }
 
-  // L1 cache.
+  // L1 cache: a fresh entry answers; a stale one (kept because it has a validator) is
+  // revalidated upstream by the coalesced leader below.
+  ResponsePtr stale;
   if (cacheable && request_decision.may_use_cache) {
     if (auto hit = l1_.get(key.key)) {
       const CachedResponse& c = **hit;
       const bool vary_ok =
           c.vary.empty() || vary_fingerprint(c.vary, request.base()) == c.vary_fingerprint;
       if (!vary_ok) bump(counters_.vary_mismatch);
-      if (vary_ok && !invalidated(c)) {
+      const bool fresh = base::SteadyClock::instance().now() < c.stored_at + c.ttl;
+      if (vary_ok && !invalidated(c) && !fresh) stale = *hit;
+      if (vary_ok && !invalidated(c) && fresh) {
         if (not_modified(request.base(), c.headers)) {
           bump(counters_.not_modified);
           CachedResponse head_only;
@@ -1057,8 +1120,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     if (cacheable && !own_answer && !hit_for_miss_.get(key.key)) {
       // Coalescing is off for this route but caching is on: fetch as a leader of one, so
       // the answer is stored.
-      FetchedPtr fetched =
-          co_await fetch_shared(&route, r.config, up, key.key, uri, ticket, worker, cacheable);
+      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri, ticket,
+                                                 worker, cacheable, stale);
       co_await answer_as_leader(r, writer, fetched);
     } else {
       co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
@@ -1079,8 +1142,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   run_options.timeout = rc.waiter_timeout;
   run_options.timeout_joiners_only = true;  // a slow upstream must not make us call it twice
   auto factory = [this, route = &route, cfg = r.config, up, key = key.key, uri, ticket, worker,
-                  may_store = cacheable]() {
-    return fetch_shared(route, cfg, up, key, uri, ticket, worker, may_store);
+                  may_store = cacheable, stale]() {
+    return fetch_shared(route, cfg, up, key, uri, ticket, worker, may_store, stale);
   };
   auto result = co_await coalescer->run(key.key, std::move(factory), run_options);
   if (!result) {
@@ -1258,6 +1321,7 @@ ProxyStats Proxy::Impl::stats() const {
   s.client_disconnects = get(counters_.client_disconnects);
   s.slow_requests = get(counters_.slow_requests);
   s.access_log_dropped = get(counters_.access_log_dropped);
+  s.revalidated = get(counters_.revalidated);
   const cache::CacheStats cs = l1_.stats();
   s.cache_entries = l1_.size();
   s.cache_bytes = cs.bytes;
@@ -1296,7 +1360,7 @@ void Proxy::Impl::reset_stats() {
                   &counters_.invalidations,
                   &counters_.client_disconnects,
                   &counters_.slow_requests,
-                  &counters_.access_log_dropped}) {
+                  &counters_.access_log_dropped, &counters_.revalidated}) {
     zero(*c);
   }
   for (auto& route : routes_) route->coalescer.load()->reset_stats();
@@ -1447,6 +1511,9 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
           s.not_stored);
   counter("sluice_gateway_invalidations_total", "URIs invalidated by unsafe methods",
           s.invalidations);
+  counter("sluice_gateway_revalidated_total",
+          "Stale answers revalidated upstream with a 304 (served from the stored body)",
+          s.revalidated);
   counter("sluice_gateway_client_disconnects_total", "Clients gone before their answer was written",
           s.client_disconnects);
   counter("sluice_gateway_slow_requests_total", "Requests slower than log.slow_request",

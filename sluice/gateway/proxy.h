@@ -9,6 +9,12 @@
 // - GET/HEAD are coalesced and cached; POST only on routes that opt in (`coalesce_post`),
 //   with the body digest over canonical JSON in the key. The key carries a digest of the
 //   credentials unless the route declares its answers public: tenants never share answers.
+// - A stale stored answer that has a validator (ETag, Last-Modified) is revalidated with a
+//   conditional request (If-None-Match / If-Modified-Since) by one leader; a 304 refreshes
+//   it and every waiter gets the stored body.
+// - A stale stored answer that has a validator (ETag, Last-Modified) is revalidated with a
+//   conditional request (If-None-Match / If-Modified-Since) by one leader; a 304 refreshes
+//   it and every waiter gets the stored body.
 // - `no-store`, `private` and `Set-Cookie` answers are never stored nor handed to waiters:
 //   waiters of such a call go upstream on their own, and the key is remembered for
 //   `hit_for_miss_ttl` so its requests skip the coalescer instead of queueing.
@@ -79,6 +85,7 @@ struct ProxyStats {
   uint64_t stored = 0;               // answers stored in the L1 cache
   uint64_t not_stored = 0;           // cacheable-method answers not stored (see verdicts)
   uint64_t invalidations = 0;        // URIs invalidated by unsafe methods
+  uint64_t revalidated = 0;          // stale answers the upstream confirmed with a 304
   uint64_t client_disconnects = 0;   // clients gone before their answer was written
   uint64_t slow_requests = 0;        // requests slower than `log.slow_request`
   uint64_t access_log_dropped = 0;   // records the access log refused (queue full)

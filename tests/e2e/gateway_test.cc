@@ -165,6 +165,27 @@ TEST_F(GatewayE2E, CachedGetIsServedAsHitWithoutAnUpstreamCall) {
   EXPECT_EQ(upstream_calls("/cached"), 1u);
 }
 
+TEST_F(GatewayE2E, StaleAnswerWithAnEtagIsRevalidatedNotRefetched) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  const std::string target = "/validated?cc=max-age%3D1&etag=v1";
+  const HttpResponse first = http_get(gateway_.port, target);
+  ASSERT_EQ(first.status, 200u) << first.ec.message();
+  EXPECT_EQ(first.header("X-Cache"), "MISS");
+  // Let the one-second freshness run out (a wait for the TTL, not a timing assertion).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  const HttpResponse second = http_get(gateway_.port, target);
+  ASSERT_EQ(second.status, 200u) << second.ec.message();
+  EXPECT_EQ(second.body, first.body) << "a 304 keeps the stored body";
+  EXPECT_EQ(upstream_calls("/validated"), 2u);
+  const auto stats = sim_stats(sim_.port);
+  EXPECT_EQ(stats.at("not_modified").to_number<uint64_t>(), 1u)
+      << "the second upstream call was conditional and answered 304";
+  const HttpResponse third = http_get(gateway_.port, target);
+  EXPECT_EQ(third.header("X-Cache"), "HIT") << "the 304 refreshed the entry";
+  EXPECT_EQ(upstream_calls("/validated"), 2u);
+}
+
 TEST_F(GatewayE2E, TwoTenantsGetTwoUpstreamCalls) {
   start_quick();
   ASSERT_NE(gateway_.port, 0);
