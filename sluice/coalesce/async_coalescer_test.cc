@@ -336,7 +336,8 @@ TEST(AsyncCoalescer, JoinersOnlyTimeoutLetsTheLeaderWaitForItsOwnWork) {
   asio::co_spawn(
       ctx,
       [&]() -> awaitable<void> {
-        joiner = co_await c.run("k", []() -> awaitable<int> { co_return -1; }, options);
+        joiner = co_await c.run(
+            "k", []() -> awaitable<int> { co_return -1; }, options);
         gate.open();  // only after the joiner gave up: the leader outlived the same timeout
       },
       asio::detached);

@@ -122,8 +122,8 @@ uint16_t Gateway::admin_port() const noexcept { return admin_server_ ? admin_ser
 
 void Gateway::maintain() {
   std::unique_lock lock(maintenance_mu_);
-  while (!maintenance_cv_.wait_for(lock, kMaintenanceInterval,
-                                   [this] { return stopped_.load(); })) {
+  while (
+      !maintenance_cv_.wait_for(lock, kMaintenanceInterval, [this] { return stopped_.load(); })) {
     lock.unlock();
     proxy_->cleanup_pools();
     proxy_->sweep();

@@ -170,8 +170,8 @@ struct LiveBody {
   // it is closed on that worker's loop.
   ~LiveBody() {
     if (response) {
-      asio::post(executor, [leftover = std::make_shared<http::ClientResponse>(
-                                std::move(*response))] {});
+      asio::post(executor,
+                 [leftover = std::make_shared<http::ClientResponse>(std::move(*response))] {});
     }
   }
   asio::any_io_executor executor;
@@ -199,7 +199,8 @@ struct Counters {
       upstream_errors{0}, upstream_timeouts{0}, upstream_aborted{0}, retries{0}, waiter_overflow{0},
       waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
       hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
-      invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0}, revalidated{0};
+      invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0},
+      revalidated{0};
 };
 
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -308,8 +309,8 @@ class Proxy::Impl {
   // when it carries a validator (ETag or Last-Modified), so a stale entry can be revalidated
   // with a conditional request instead of fetched whole.
   static Duration keep_for(const CachedResponse& c) {
-    const bool validators = c.headers.count(bh::field::etag) > 0 ||
-                            c.headers.count(bh::field::last_modified) > 0;
+    const bool validators =
+        c.headers.count(bh::field::etag) > 0 || c.headers.count(bh::field::last_modified) > 0;
     if (!validators) return c.ttl;
     return c.ttl + std::max<Duration>(c.ttl, std::chrono::minutes(1));
   }
@@ -680,13 +681,10 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
   co_return out;
 }
 
-asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(RouteRuntime* route,
-                                                      std::shared_ptr<const Config> cfg,
-                                                      std::shared_ptr<const http::Request> up,
-                                                      std::string key, std::string uri,
-                                                      std::shared_ptr<LeaderTicket> ticket,
-                                                      size_t worker, bool may_store,
-                                                      ResponsePtr stale) {
+asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
+    RouteRuntime* route, std::shared_ptr<const Config> cfg, std::shared_ptr<const http::Request> up,
+    std::string key, std::string uri, std::shared_ptr<LeaderTicket> ticket, size_t worker,
+    bool may_store, ResponsePtr stale) {
   auto fetched = std::make_shared<Fetched>();
   fetched->owner = ticket.get();
   const RouteConfig& rc = cfg->routes[route->index];
@@ -951,10 +949,10 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
       auto piece = co_await response.read_some();
       if (!piece) {
         bump(counters_.upstream_aborted);
-        const GatewayError aborted{502, "upstream_aborted",
-                                   "upstream '" + r.route->upstream->name +
-                                       "' closed the connection mid-response: " +
-                                       piece.error().message()};
+        const GatewayError aborted{
+            502, "upstream_aborted",
+            "upstream '" + r.route->upstream->name +
+                "' closed the connection mid-response: " + piece.error().message()};
         co_await send_error(r, w, aborted);
         co_return;
       }
@@ -964,8 +962,7 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
       }
       body.append(piece->data(), piece->size());
     }
-    headers.set("X-Process-Time",
-                format_seconds(base::SteadyClock::instance().now() - r.start));
+    headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
     r.bytes_out += body.size();
     if (co_await w.send(static_cast<bh::status>(r.status), std::move(headers), std::move(body))) {
       bump(counters_.client_disconnects);
@@ -1049,8 +1046,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     bump(counters_.no_route);
     // Named, not a braced temporary in the co_await: GCC 12 destroys those twice.
     const GatewayError no_route{404, "no_route",
-                                "no route matches " + std::string(request.method_string()) +
-                                    " " + std::string(path_of(request.target()))};
+                                "no route matches " + std::string(request.method_string()) + " " +
+                                    std::string(path_of(request.target()))};
     co_await send_error(r, writer, no_route);
     finish(r);
     co_return;
@@ -1152,8 +1149,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     if (cacheable && !own_answer && !hit_for_miss_.get(key.key)) {
       // Coalescing is off for this route but caching is on: fetch as a leader of one, so
       // the answer is stored.
-      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri, ticket,
-                                                 worker, cacheable, stale);
+      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri, ticket, worker,
+                                                 cacheable, stale);
       co_await answer_as_leader(r, writer, fetched);
     } else {
       co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
@@ -1392,7 +1389,8 @@ void Proxy::Impl::reset_stats() {
                   &counters_.invalidations,
                   &counters_.client_disconnects,
                   &counters_.slow_requests,
-                  &counters_.access_log_dropped, &counters_.revalidated}) {
+                  &counters_.access_log_dropped,
+                  &counters_.revalidated}) {
     zero(*c);
   }
   for (auto& route : routes_) route->coalescer.load()->reset_stats();

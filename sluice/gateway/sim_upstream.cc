@@ -311,8 +311,8 @@ class SimUpstream::Handler {
 
   // `sse`: an event stream (chunked) cut after its first event, instead of a text body with
   // a declared length cut halfway.
-  asio::awaitable<void> reset_mid_response(http::ResponseWriter& w, uint64_t seq,
-                                           Duration latency, bool sse) {
+  asio::awaitable<void> reset_mid_response(http::ResponseWriter& w, uint64_t seq, Duration latency,
+                                           bool sse) {
     co_await sleep_for(latency);
     bh::fields headers;
     headers.set(bh::field::content_type, sse ? "text/event-stream" : "text/plain");

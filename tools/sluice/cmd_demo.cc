@@ -4,9 +4,9 @@
 // a Zipf-distributed set of questions, some at the same instant — sent once straight to the
 // upstream and once through sluice. It prints what sluice saved and what it cost, then keeps
 // serving (printing URLs to try) until Ctrl-C, unless `--no-wait`.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <barrier>
@@ -50,12 +50,12 @@ struct DemoFlags {
   std::string admin = "127.0.0.1:9901";
   std::string latency = "250ms";
   std::string data_dir = "./sluice-data";
-  size_t users = 48;            // concurrent client connections
-  size_t requests = 600;        // requests in the burst (besides the storms)
-  size_t questions = 60;        // distinct questions (Zipf-distributed)
-  size_t storm_size = 100;      // identical requests sent at one instant, per storm
+  size_t users = 48;        // concurrent client connections
+  size_t requests = 600;    // requests in the burst (besides the storms)
+  size_t questions = 60;    // distinct questions (Zipf-distributed)
+  size_t storm_size = 100;  // identical requests sent at one instant, per storm
   size_t storms = 2;
-  size_t apps = 3;              // API keys: answers are never shared across them
+  size_t apps = 3;  // API keys: answers are never shared across them
   bool no_wait = false;
 };
 
@@ -183,8 +183,7 @@ BurstResult run_burst(const DemoFlags& flags, uint16_t port, const std::string& 
         start.arrive_and_wait();
         const auto t0 = Clock::now();
         auto [status, cache] = connection.ask(question, "app-0");
-        record(std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), status,
-               cache);
+        record(std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), status, cache);
         ++done;
       });
     }
@@ -201,8 +200,7 @@ BurstResult run_burst(const DemoFlags& flags, uint16_t port, const std::string& 
       for (size_t i = next++; i < jobs.size(); i = next++) {
         const auto t0 = Clock::now();
         auto [status, cache] = connection.ask(jobs[i].question, jobs[i].api_key);
-        record(std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), status,
-               cache);
+        record(std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), status, cache);
         ++done;
       }
     });
@@ -250,8 +248,8 @@ int run_demo(const DemoFlags& flags) {
             << upstream_url << "\n\n";
   std::cout << "1) the burst straight to the upstream, without sluice\n";
   upstream.reset_stats();
-  const BurstResult direct = run_burst(flags, upstream.port(), "direct",
-                                       [&] { return upstream.stats().requests; });
+  const BurstResult direct =
+      run_burst(flags, upstream.port(), "direct", [&] { return upstream.stats().requests; });
   const uint64_t direct_calls = upstream.stats().requests;
 
   // The gateway: quick-start defaults, POST coalescing on (chat completions).
@@ -286,8 +284,8 @@ int run_demo(const DemoFlags& flags) {
   std::cout << "\n2) the same burst through sluice (http://" << config->listener.address << ":"
             << gw->port() << ")\n";
   upstream.reset_stats();
-  const BurstResult through = run_burst(flags, gw->port(), "through sluice",
-                                         [&] { return upstream.stats().requests; });
+  const BurstResult through =
+      run_burst(flags, gw->port(), "through sluice", [&] { return upstream.stats().requests; });
   const uint64_t sluice_calls = upstream.stats().requests;
   if (gw->access_log() != nullptr) gw->access_log()->flush();
 
@@ -298,14 +296,15 @@ int run_demo(const DemoFlags& flags) {
     reuse = upstreams[0].as_object().at("pool").as_object().at("reuse_rate").to_number<double>();
   }
   const size_t sent = through.ok + through.failed;
-  std::printf("\nReport (%zu requests: %zu storms of %zu identical questions, then %zu users "
-              "asking %zu questions for %zu apps)\n",
-              sent, flags.storms, flags.storm_size, flags.users, flags.questions, flags.apps);
-  std::printf("  upstream calls        without sluice %6llu    with sluice %6llu  (%.1fx fewer)\n",
-              static_cast<unsigned long long>(direct_calls),
-              static_cast<unsigned long long>(sluice_calls),
-              sluice_calls == 0 ? 0.0
-                                : static_cast<double>(direct_calls) / static_cast<double>(sluice_calls));
+  std::printf(
+      "\nReport (%zu requests: %zu storms of %zu identical questions, then %zu users "
+      "asking %zu questions for %zu apps)\n",
+      sent, flags.storms, flags.storm_size, flags.users, flags.questions, flags.apps);
+  std::printf(
+      "  upstream calls        without sluice %6llu    with sluice %6llu  (%.1fx fewer)\n",
+      static_cast<unsigned long long>(direct_calls), static_cast<unsigned long long>(sluice_calls),
+      sluice_calls == 0 ? 0.0
+                        : static_cast<double>(direct_calls) / static_cast<double>(sluice_calls));
   std::printf("  saved by coalescing   %6llu requests joined a call in flight\n",
               static_cast<unsigned long long>(p.coalesced));
   std::printf("  saved by the cache    %6llu requests answered from cache (hit rate %.1f%%)\n",

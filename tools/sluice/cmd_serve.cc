@@ -1,7 +1,7 @@
 // `sluice serve`: run the gateway. `sluice check-config FILE`: validate a config file.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -65,7 +65,8 @@ boost::system::result<gateway::Config, int> build_config(const ServeFlags& f,
   auto q = quick_start(f);
   if (!q) return q.error();
   if (f.config.empty()) {
-    if (f.upstream.empty()) return usage_error("give --upstream URL (quick start) or --config FILE");
+    if (f.upstream.empty())
+      return usage_error("give --upstream URL (quick start) or --config FILE");
     auto built = gateway::config_from_flags(*q, env);
     if (!built) return usage_error(built.error().to_string());
     return std::move(*built);
@@ -106,7 +107,8 @@ int run_serve(const ServeFlags& flags, const std::vector<std::string>& given) {
   }
   std::cout << std::endl;
   if (!flags.ready_file.empty()) {
-    std::string json = "{\"listen\":\"" + listen_address + ":" + std::to_string(gateway.port()) + "\"";
+    std::string json =
+        "{\"listen\":\"" + listen_address + ":" + std::to_string(gateway.port()) + "\"";
     if (gateway.admin_port() != 0) {
       json += ",\"admin\":\"" + admin_address + ":" + std::to_string(gateway.admin_port()) + "\"";
     }
@@ -155,8 +157,8 @@ SLUICE_COMMAND(10, [](CLI::App& app, int& exit_code) {
                   "Write {\"listen\",\"admin\",\"pid\"} JSON here once listening");
   cmd->callback([cmd, flags, &exit_code] {
     std::vector<std::string> given;
-    for (const char* name : {"listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post",
-                             "workers", "data-dir", "access-log", "log-level"}) {
+    for (const char* name : {"listen", "upstream", "admin", "no-admin", "cache-ttl",
+                             "coalesce-post", "workers", "data-dir", "access-log", "log-level"}) {
       if (cmd->count(std::string("--") + name) > 0) given.emplace_back(name);
     }
     exit_code = sluice::tools::run_serve(*flags, given);

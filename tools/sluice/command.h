@@ -22,7 +22,7 @@ class App;
 namespace sluice::tools {
 
 struct CommandRegistration {
-  int order;                                     // position in `sluice --help`
+  int order;                                   // position in `sluice --help`
   void (*add)(CLI::App& app, int& exit_code);  // adds the subcommand and its callback
 };
 
@@ -37,6 +37,6 @@ struct CommandRegistrar {
 
 #define SLUICE_COMMAND_CONCAT_INNER(a, b) a##b
 #define SLUICE_COMMAND_CONCAT(a, b) SLUICE_COMMAND_CONCAT_INNER(a, b)
-#define SLUICE_COMMAND(order, fn)                                                    \
+#define SLUICE_COMMAND(order, fn)                                                          \
   static const ::sluice::tools::CommandRegistrar SLUICE_COMMAND_CONCAT(command_registrar_, \
                                                                        __LINE__)({order, fn})
