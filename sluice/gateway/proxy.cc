@@ -73,20 +73,6 @@ std::string error_json(std::string_view code, std::string_view reason) {
   return boost::json::serialize(body);
 }
 
-bool is_idempotent(bh::verb method) noexcept {
-  switch (method) {
-    case bh::verb::get:
-    case bh::verb::head:
-    case bh::verb::put:
-    case bh::verb::delete_:
-    case bh::verb::options:
-    case bh::verb::trace:
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool is_unsafe(bh::verb method) noexcept {
   return method == bh::verb::post || method == bh::verb::put || method == bh::verb::delete_ ||
          method == bh::verb::patch;
@@ -239,6 +225,27 @@ struct RouteRuntime {
   std::array<metrics::Counter*, 5> by_class{};  // 1xx .. 5xx
   metrics::Histogram* latency = nullptr;
 };
+
+// What RFC 9111 (and the route) allow for an answer with this status and these headers to
+// the upstream request `up`; one place, for fresh answers and for revalidated ones.
+static StoreDecision decide_for(const RouteRuntime& route, const RouteConfig& rc,
+                                const http::Request& up, unsigned status,
+                                const bh::fields& response_headers, Duration delay) {
+  StoreInputs in;
+  in.method = up.method_string();
+  in.request_headers = &up.base();
+  in.status = status;
+  in.response_headers = &response_headers;
+  in.now = std::chrono::system_clock::now();
+  in.response_delay = delay;
+  in.default_ttl = rc.cache_ttl;
+  in.max_ttl = rc.max_ttl;
+  in.key_has_tenant = key_has_tenant(route.key_policy);
+  in.post_opted_in = rc.coalesce_post;
+  in.cache_errors = rc.cache_errors;
+  in.error_ttl = rc.error_ttl;
+  return decide_store(in);
+}
 
 class Proxy::Impl {
  public:
@@ -622,7 +629,7 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
   }
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
   http::Client& client = client_for(upstream, worker, executor);
-  const bool may_retry = is_idempotent(up.method()) || rc.retry.non_idempotent;
+  const bool may_retry = http::is_idempotent(up.method()) || rc.retry.non_idempotent;
   resilience::RetryState state(*route.retry);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   error_code last_error;
@@ -710,18 +717,8 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
       if (field.name() == bh::field::content_length) continue;
       refreshed->headers.set(field.name_string(), field.value());
     }
-    StoreInputs in;
-    in.method = up->method_string();
-    in.request_headers = &up->base();
-    in.status = refreshed->status;
-    in.response_headers = &refreshed->headers;
-    in.now = std::chrono::system_clock::now();
-    in.response_delay = attempt.latency;
-    in.default_ttl = rc.cache_ttl;
-    in.max_ttl = rc.max_ttl;
-    in.key_has_tenant = key_has_tenant(route->key_policy);
-    in.post_opted_in = rc.coalesce_post;
-    const StoreDecision decision = decide_store(in);
+    const StoreDecision decision =
+        decide_for(*route, rc, *up, refreshed->status, refreshed->headers, attempt.latency);
     refreshed->stored_at = base::SteadyClock::instance().now();
     refreshed->initial_age = decision.initial_age;
     refreshed->ttl = decision.ttl;
@@ -752,20 +749,8 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
   cached->upstream_latency = attempt.latency;
 
   // What RFC 9111 allows is known from the head: decide before reading the body.
-  StoreInputs in;
-  in.method = up->method_string();
-  in.request_headers = &up->base();
-  in.status = cached->status;
-  in.response_headers = &cached->headers;
-  in.now = std::chrono::system_clock::now();
-  in.response_delay = attempt.latency;
-  in.default_ttl = rc.cache_ttl;
-  in.max_ttl = rc.max_ttl;
-  in.key_has_tenant = key_has_tenant(route->key_policy);
-  in.post_opted_in = rc.coalesce_post;
-  in.cache_errors = rc.cache_errors;
-  in.error_ttl = rc.error_ttl;
-  const StoreDecision decision = decide_store(in);
+  const StoreDecision decision =
+      decide_for(*route, rc, *up, cached->status, cached->headers, attempt.latency);
   bool shareable = false;
   switch (decision.verdict) {
     case StoreVerdict::store:

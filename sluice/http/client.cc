@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "sluice/base/check.h"
+#include "sluice/http/headers.h"
 
 namespace sluice::http {
 
@@ -70,20 +71,6 @@ void append_number(std::string& out, uint64_t value) {
   char digits[24];
   const auto r = std::to_chars(digits, digits + sizeof digits, value);
   out.append(digits, r.ptr);
-}
-
-bool idempotent(bh::verb method) noexcept {
-  switch (method) {
-    case bh::verb::get:
-    case bh::verb::head:
-    case bh::verb::put:
-    case bh::verb::delete_:
-    case bh::verb::options:
-    case bh::verb::trace:
-      return true;
-    default:
-      return false;
-  }
 }
 
 bool is_ipv6_literal(std::string_view host) noexcept {
@@ -614,7 +601,7 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
   }
   head += "\r\n";
   const bool head_request = method == bh::verb::head;
-  const bool may_retry = idempotent(method);
+  const bool may_retry = is_idempotent(method);
   const std::string key = origin.key();
 
   for (int attempt = 0;; ++attempt) {

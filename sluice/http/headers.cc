@@ -44,4 +44,19 @@ size_t strip_hop_by_hop(bh::fields& fields) {
   return removed;
 }
 
+bool is_idempotent(boost::beast::http::verb method) noexcept {
+  namespace bh = boost::beast::http;
+  switch (method) {
+    case bh::verb::get:
+    case bh::verb::head:
+    case bh::verb::put:
+    case bh::verb::delete_:
+    case bh::verb::options:
+    case bh::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace sluice::http

@@ -13,8 +13,13 @@
 #pragma once
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/verb.hpp>
 
 namespace sluice::http {
+
+// True for the methods RFC 9110 9.2.2 defines as idempotent (GET, HEAD, PUT, DELETE,
+// OPTIONS, TRACE): a request that may be sent again after a failure.
+[[nodiscard]] bool is_idempotent(boost::beast::http::verb method) noexcept;
 
 // Removes hop-by-hop headers and the headers named in Connection from `fields`.
 // Returns the number of header lines removed.
