@@ -109,6 +109,23 @@ std::string format_seconds(Duration d) {
   return text;
 }
 
+// The body length a head declares (Content-Length), if it declares a valid one.
+std::optional<uint64_t> declared_length(const bh::fields& headers) {
+  const auto it = headers.find(bh::field::content_length);
+  if (it == headers.end()) return std::nullopt;
+  uint64_t n = 0;
+  const auto text = it->value();
+  if (std::from_chars(text.data(), text.data() + text.size(), n).ec != std::errc()) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+bool is_event_stream(const bh::fields& headers) {
+  const auto it = headers.find(bh::field::content_type);
+  return it != headers.end() && it->value().starts_with("text/event-stream");
+}
+
 int64_t unix_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -770,16 +787,8 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
 
   const size_t max_object = cfg->cache.max_object_bytes;
   bool whole = shareable;  // an answer nobody else may have is streamed, never buffered
-  std::optional<uint64_t> declared;
-  if (auto it = response.head().find(bh::field::content_length); it != response.head().end()) {
-    uint64_t n = 0;
-    const auto text = it->value();
-    if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc()) declared = n;
-  }
-  bool event_stream = false;
-  if (auto it = response.head().find(bh::field::content_type); it != response.head().end()) {
-    event_stream = it->value().starts_with("text/event-stream");
-  }
+  const std::optional<uint64_t> declared = declared_length(response.head());
+  const bool event_stream = is_event_stream(response.head());
   if (event_stream || (declared && *declared > max_object)) whole = false;
   if (whole) {
     if (declared && up->method() != bh::verb::head) cached->body.reserve(*declared);
@@ -911,16 +920,8 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   r.status = response.status();
   bh::fields headers = response.head();
   http::strip_hop_by_hop(headers);
-  std::optional<uint64_t> length;
-  if (auto it = response.head().find(bh::field::content_length); it != response.head().end()) {
-    uint64_t n = 0;
-    const auto text = it->value();
-    if (std::from_chars(text.data(), text.data() + text.size(), n).ec == std::errc()) length = n;
-  }
-  bool event_stream = false;
-  if (auto it = headers.find(bh::field::content_type); it != headers.end()) {
-    event_stream = it->value().starts_with("text/event-stream");
-  }
+  std::optional<uint64_t> length = declared_length(response.head());
+  const bool event_stream = is_event_stream(headers);
   if (event_stream) length.reset();  // chunked, so an error event can still end it cleanly
   headers.erase(bh::field::content_length);
   headers.set("X-Cache", to_string(status));
