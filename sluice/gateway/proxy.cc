@@ -9,7 +9,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -103,10 +105,18 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+// Seconds with microsecond digits ("0.000037"), without printf's floating-point path.
 std::string format_seconds(Duration d) {
+  const auto us = std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::microseconds>(d).count());
   char text[32];
-  std::snprintf(text, sizeof(text), "%.6f", std::chrono::duration<double>(d).count());
-  return text;
+  auto [end, ec] = std::to_chars(text, text + 20, us / 1'000'000);
+  *end++ = '.';
+  char frac[6];
+  int64_t rest = us % 1'000'000;
+  for (int i = 5; i >= 0; --i, rest /= 10) frac[i] = static_cast<char>('0' + rest % 10);
+  std::memcpy(end, frac, sizeof(frac));
+  return std::string(text, end + sizeof(frac));
 }
 
 // The body length a head declares (Content-Length), if it declares a valid one.

@@ -212,6 +212,7 @@ struct ClientConnection {
     if (resolver != nullptr) resolver->cancel();
   }
   void close_socket() noexcept {
+    deadline = asio::steady_timer::time_point::max();
     ++timer_generation;
     timer.cancel();
     error_code ignored;
@@ -220,8 +221,9 @@ struct ClientConnection {
   }
   // No byte waits on an idle connection: readable data or EOF means the peer closed it (or
   // broke the protocol). One non-blocking peek.
-  [[nodiscard]] bool idle_and_alive() noexcept {
+  [[nodiscard]] bool idle_and_alive(bool peek) noexcept {
     if (buffer.size() != 0 || !socket().is_open()) return false;
+    if (!peek) return true;
     char byte;
     const ssize_t n = ::recv(socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n >= 0) return false;
@@ -234,8 +236,13 @@ struct ClientConnection {
   beast::flat_buffer buffer;
   std::vector<char> body_buffer;
   asio::steady_timer timer;
-  uint64_t timer_generation = 0;
+  // The deadline of the operation in progress (max: none). `timer` waits for at most this
+  // long and re-arms itself when the deadline moved later meanwhile.
+  asio::steady_timer::time_point deadline = asio::steady_timer::time_point::max();
+  uint64_t timer_generation = 0;  // of the outstanding wait; older waits are superseded
+  bool watching = false;          // a wait is outstanding on `timer`
   bool timed_out = false;
+  TimePoint released_at{};  // when it last went back to the pool (the client's clock)
   tcp::resolver* resolver = nullptr;  // set while resolving, for `cancel_io`
   bool close_after = false;           // the request asked for `Connection: close`
   uint64_t bytes_sent = 0;            // of the current request
@@ -263,10 +270,12 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   void finish(const std::shared_ptr<ClientConnection>& c, bool reusable, bool success,
               pool::CloseReason reason);
   void arm(const std::shared_ptr<ClientConnection>& c, Duration d);
+  // Ends the current deadline. The outstanding wait, if any, is left to fire and finds
+  // nothing to do (or a later deadline to re-arm for): no cancellation per request.
   static void disarm(ClientConnection& c) noexcept {
-    ++c.timer_generation;
-    c.timer.cancel();
+    c.deadline = asio::steady_timer::time_point::max();
   }
+  static void watch(const std::shared_ptr<ClientConnection>& c);
   ClientError classify(const ClientConnection& c, error_code ec, bool reading_body);
   void count_error(ClientError e) noexcept;
 
@@ -297,7 +306,9 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
     std::shared_ptr<ClientConnection> conn;
     bool reused = false;
   };
-  asio::awaitable<boost::system::result<Acquired>> acquire(const Origin& origin,
+  // `idempotent`: the request may be retried on a fresh connection if a reused one turns out
+  // closed, so a recently used connection is reused without the liveness peek.
+  asio::awaitable<boost::system::result<Acquired>> acquire(const Origin& origin, bool idempotent,
                                                            const std::string& key);
   asio::awaitable<error_code> connect(const std::shared_ptr<ClientConnection>& c,
                                       const Origin& origin);
@@ -311,6 +322,7 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
   asio::any_io_executor executor_;
   const ClientOptions options_;
   const base::Clock& clock_;
+  size_t in_use_ = 0;  // connections handed out by `acquire` and not yet finished
   pool::ConnectionTracker tracker_;
   DnsCache dns_;
   std::unordered_map<pool::ConnectionId, std::shared_ptr<ClientConnection>> idle_;
@@ -323,12 +335,28 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
 
 void ClientImpl::arm(const std::shared_ptr<ClientConnection>& c, Duration d) {
   c->timed_out = false;
+  c->deadline = asio::steady_timer::clock_type::now() +
+                std::chrono::duration_cast<asio::steady_timer::duration>(d);
+  // An outstanding wait that fires no later than the new deadline re-arms itself then.
+  if (c->watching && c->timer.expiry() <= c->deadline) return;
+  c->timer.expires_at(c->deadline);  // supersedes an outstanding later wait
+  watch(c);
+}
+
+void ClientImpl::watch(const std::shared_ptr<ClientConnection>& c) {
+  c->watching = true;
   const uint64_t generation = ++c->timer_generation;
-  c->timer.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(d));
   c->timer.async_wait([weak = std::weak_ptr<ClientConnection>(c), generation](error_code ec) {
-    if (ec) return;
     const auto conn = weak.lock();
-    if (!conn || conn->timer_generation != generation) return;
+    if (!conn || conn->timer_generation != generation) return;  // superseded or gone
+    conn->watching = false;
+    if (ec || conn->deadline == asio::steady_timer::time_point::max()) return;
+    if (conn->deadline > asio::steady_timer::clock_type::now()) {
+      conn->timer.expires_at(conn->deadline);  // the deadline moved on meanwhile
+      watch(conn);
+      return;
+    }
+    conn->deadline = asio::steady_timer::time_point::max();
     conn->timed_out = true;
     conn->cancel_io();
   });
@@ -431,14 +459,15 @@ void ClientImpl::flush_idle(const std::string& key) {
 }
 
 asio::awaitable<boost::system::result<ClientImpl::Acquired>> ClientImpl::acquire(
-    const Origin& origin, const std::string& key) {
+    const Origin& origin, bool idempotent, const std::string& key) {
   const auto deadline =
       asio::steady_timer::clock_type::now() +
       std::chrono::duration_cast<asio::steady_timer::duration>(options_.pool_wait_timeout);
   bool waited = false;
   for (;;) {
     if (shut_down_) co_return make_error_code(ClientError::shutting_down);
-    pool::SlotResult slot = tracker_.acquire_slot(key, clock_.now());
+    const TimePoint now = clock_.now();
+    pool::SlotResult slot = tracker_.acquire_slot(key, now);
     close_evicted(slot.to_close);
     switch (slot.decision) {
       case pool::SlotDecision::kReuse: {
@@ -446,7 +475,8 @@ asio::awaitable<boost::system::result<ClientImpl::Acquired>> ClientImpl::acquire
         SLUICE_CHECK(it != idle_.end(), "tracker handed out a connection the client does not hold");
         auto conn = std::move(it->second);
         idle_.erase(it);
-        if (!conn->idle_and_alive()) {
+        const bool peek = !idempotent || now - conn->released_at >= options_.liveness_check_after;
+        if (!conn->idle_and_alive(peek)) {
           bump(counters_.stale_closed);
           tracker_.close(slot.id, pool::CloseReason::kClosedByPeer);
           keys_.erase(slot.id);
@@ -454,6 +484,7 @@ asio::awaitable<boost::system::result<ClientImpl::Acquired>> ClientImpl::acquire
           continue;
         }
         bump(counters_.connections_reused);
+        ++in_use_;
         co_return Acquired{std::move(conn), true};
       }
       case pool::SlotDecision::kCreate: {
@@ -475,6 +506,7 @@ asio::awaitable<boost::system::result<ClientImpl::Acquired>> ClientImpl::acquire
           co_return ec;
         }
         bump(counters_.connections_created);
+        ++in_use_;
         co_return Acquired{std::move(conn), false};
       }
       case pool::SlotDecision::kWait: {
@@ -605,7 +637,7 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
   const std::string key = origin.key();
 
   for (int attempt = 0;; ++attempt) {
-    auto acquired = co_await acquire(origin, key);
+    auto acquired = co_await acquire(origin, may_retry, key);
     if (!acquired) {
       if (acquired.error().category() == client_category()) {
         count_error(static_cast<ClientError>(acquired.error().value()));
@@ -680,12 +712,16 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
 void ClientImpl::finish(const std::shared_ptr<ClientConnection>& c, bool reusable, bool success,
                         pool::CloseReason reason) {
   disarm(*c);
+  SLUICE_CHECK(in_use_ > 0, "Client: a connection finished twice");
+  --in_use_;
   tracker_.record_request(c->id, success, c->bytes_sent, c->bytes_received);
   if (reusable && c->buffer.size() == 0) {
-    if (tracker_.release(c->id, clock_.now())) {
+    const TimePoint now = clock_.now();
+    if (tracker_.release(c->id, now)) {
       keys_.erase(c->id);
       c->close_socket();
     } else {
+      c->released_at = now;
       idle_.emplace(c->id, c);
     }
   } else {
@@ -694,6 +730,18 @@ void ClientImpl::finish(const std::shared_ptr<ClientConnection>& c, bool reusabl
     c->close_socket();
   }
   notify_waiters();
+  if (in_use_ == 0) {
+    // Nothing in flight: end the idle connections' outstanding deadline waits, so that the
+    // executor's loop has no timer of ours left to wait for (`io_context::run` returns when
+    // the work is done, as it would without pooling). Under load this rarely happens, and
+    // requests only move deadlines.
+    for (auto& [id, conn] : idle_) {
+      if (!conn->watching) continue;
+      conn->watching = false;
+      ++conn->timer_generation;
+      conn->timer.cancel();
+    }
+  }
 }
 
 void ClientImpl::cleanup() {

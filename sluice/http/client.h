@@ -23,7 +23,9 @@
 //   a reused connection that fails before any response byte (the keep-alive race) -> one retry
 //     on a fresh connection for idempotent methods (`stale_retries`); other methods get
 //     upstream_closed (the request may have been processed).
-// Every timeout is an Asio steady timer (real time). The injected clock drives only the
+// Every timeout is an Asio steady timer (real time), one per connection, armed lazily: a
+// request only moves the connection's deadline, and the timer re-arms itself to it when it
+// fires early (no timer operation or cancellation per request). The injected clock drives only the
 // pool's idle/age rules and the DNS TTL, so tests can age connections and DNS entries with a
 // `ManualClock`.
 //
@@ -104,6 +106,11 @@ struct ClientOptions {
   size_t max_response_header_bytes = 64 * 1024;
   // Size of the buffer each `read_some` fills (the largest piece it returns).
   size_t read_chunk_bytes = 16 * 1024;
+  // A pooled connection idle for longer than this is checked for a peer close (one
+  // non-blocking peek) before reuse; one idle for less is reused without the system call.
+  // Idempotent requests are covered either way by the stale retry; other methods always get
+  // the check. 0 checks every reuse.
+  Duration liveness_check_after = std::chrono::seconds(1);
 };
 
 enum class ClientError {

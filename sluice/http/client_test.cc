@@ -17,6 +17,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <exception>
@@ -478,6 +479,100 @@ TEST(Client, StaleConnectionIsNotRetriedForPost) {
   EXPECT_EQ(s.stale_retries, 0u);
   EXPECT_EQ(s.upstream_resets, 1u);
   EXPECT_EQ(upstream.accepted(), 1);
+}
+
+// Connection 0 answers one request with keep-alive and then closes at once (an upstream
+// whose keep-alive timeout is shorter than ours). Later connections answer normally.
+asio::awaitable<void> close_after_one_script(tcp::socket s, int index) {
+  std::string buffer;
+  if (!co_await read_request(s, buffer)) co_return;
+  co_await write(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  if (index == 0) {
+    s.close();
+    co_return;
+  }
+  co_await drain(s);
+}
+
+// Two GETs with a pause between them, long enough for connection 0's close to arrive.
+void two_gets_across_a_close(asio::io_context& ioc, Client& client, const Origin& origin,
+                             base::ManualClock* clock) {
+  run(ioc, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      auto r = co_await client.send(origin, get("/"));
+      CO_ASSERT_OK(r);
+      auto body = co_await r->read_all(16);
+      CO_ASSERT_TRUE(body);
+      EXPECT_EQ(*body, "ok");
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      (void)co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (clock != nullptr) clock->advance(std::chrono::seconds(2));
+    }
+  });
+}
+
+TEST(Client, ConnectionIdleLongerThanTheCheckIsPeekedBeforeReuse) {
+  asio::io_context ioc;
+  RawUpstream upstream(ioc, close_after_one_script);
+  base::ManualClock clock;
+  Client client(ioc.get_executor(), {}, clock);  // liveness_check_after = 1 s; idle 2 s
+  two_gets_across_a_close(ioc, client, upstream.origin(), &clock);
+  const auto s = client.stats();
+  EXPECT_EQ(s.stale_closed, 1u);  // found closed by the peek, never written to
+  EXPECT_EQ(s.stale_retries, 0u);
+  EXPECT_EQ(s.connections_created, 2u);
+  EXPECT_EQ(upstream.accepted(), 2);
+}
+
+TEST(Client, RecentlyUsedConnectionIsReusedWithoutThePeekAndTheGetRetried) {
+  asio::io_context ioc;
+  RawUpstream upstream(ioc, close_after_one_script);
+  base::ManualClock clock;  // does not move: the connection was released "just now"
+  Client client(ioc.get_executor(), {}, clock);
+  two_gets_across_a_close(ioc, client, upstream.origin(), nullptr);
+  const auto s = client.stats();
+  EXPECT_EQ(s.stale_closed, 0u);
+  EXPECT_EQ(s.stale_retries, 1u);  // the write went to the closed connection; retried fresh
+  EXPECT_EQ(s.connections_created, 2u);
+  EXPECT_EQ(upstream.accepted(), 2);
+}
+
+TEST(Client, NonIdempotentRequestsAlwaysGetThePeek) {
+  asio::io_context ioc;
+  RawUpstream upstream(ioc, close_after_one_script);
+  base::ManualClock clock;
+  Client client(ioc.get_executor(), {}, clock);
+  run(ioc, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      auto r = co_await client.send(upstream.origin(), get("/", bh::verb::post));
+      CO_ASSERT_OK(r);
+      CO_ASSERT_TRUE(co_await r->read_all(16));
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      (void)co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  });
+  const auto s = client.stats();
+  EXPECT_EQ(s.stale_closed, 1u);
+  EXPECT_EQ(s.upstream_resets, 0u);
+  EXPECT_EQ(upstream.accepted(), 2);
+}
+
+TEST(Client, IdleConnectionsLeaveNoTimerBehindWhenNothingIsInFlight) {
+  ServerUpstream upstream;
+  asio::io_context ioc;
+  ClientOptions options;
+  options.response_timeout = std::chrono::hours(1);
+  Client client(ioc.get_executor(), options);
+  run(ioc, [&]() -> asio::awaitable<void> {
+    auto r = co_await client.send(upstream.origin(), get("/"));
+    CO_ASSERT_OK(r);
+    CO_ASSERT_TRUE(co_await r->read_all(1024));
+  });
+  EXPECT_EQ(client.stats().pool.idle, 1u);
+  // The pooled connection's deadline wait (1 h) was ended by the last finished request: once
+  // the ready handlers ran, the context has no work left and stops by itself.
+  ioc.poll();
+  EXPECT_TRUE(ioc.stopped());
 }
 
 TEST(Client, PoolLimitFailsFastWithoutWait) {
