@@ -206,21 +206,22 @@ std::string canonical_target(std::string_view target) {
   return out;
 }
 
-RequestKey make_key(const http::Request& request, const KeyPolicy& policy) {
+RequestKey make_key(const http::Request& request, const KeyPolicy& policy, bool describe) {
   RequestKey rk;
-  rk.parts.reserve(6 + policy.headers.size());
+  if (describe) rk.parts.reserve(6 + policy.headers.size());
   std::string& key = rk.key;
   key.reserve(128);
   key.append("v1;");
 
-  const auto add = [&](std::string name, std::string_view key_value, std::string display) {
+  // One part of the key; its description (`display`, made only when asked) for `parts`.
+  const auto add = [&](std::string_view name, std::string_view key_value, auto&& display) {
     append_part(key, name, key_value);
-    rk.parts.push_back(KeyPart{std::move(name), std::move(display)});
+    if (describe) rk.parts.push_back(KeyPart{std::string(name), std::string(display())});
   };
+  const auto as_is = [](std::string_view v) { return [v] { return v; }; };
 
-  add("route", policy.route, policy.route);
-  const std::string_view method = request.method_string();
-  add("method", method, std::string(method));
+  add("route", policy.route, as_is(policy.route));
+  add("method", request.method_string(), as_is(request.method_string()));
 
   const Target t = split_target(request.target());
   std::string host;
@@ -230,25 +231,23 @@ RequestKey make_key(const http::Request& request, const KeyPolicy& policy) {
     const auto it = request.find(bh::field::host);
     if (it != request.end()) host = normalize_host(it->value(), policy.default_port);
   }
-  append_part(key, "host", host);
-  rk.parts.push_back(KeyPart{"host", std::move(host)});
-  add("path", t.path, std::string(t.path));
+  add("host", host, as_is(host));
+  add("path", t.path, as_is(t.path));
   if (policy.include_query) {
-    std::string q = sort_query(t.query);
-    append_part(key, "query", q);
-    rk.parts.push_back(KeyPart{"query", std::move(q)});
+    const std::string q = sort_query(t.query);
+    add("query", q, as_is(q));
   }
 
   std::string value;
+  std::string part_name;
   for (const std::string& name : policy.headers) {
-    std::string part_name = "header:" + name;
+    part_name = "header:" + name;
     if (header_value(request.base(), name, value)) {
-      append_part(key, part_name, value);
-      rk.parts.push_back(KeyPart{std::move(part_name), value});
+      add(part_name, value, as_is(value));
     } else {
       key.append(part_name);
       key.append("=-;");
-      rk.parts.push_back(KeyPart{std::move(part_name), "(absent)"});
+      if (describe) rk.parts.push_back(KeyPart{part_name, "(absent)"});
     }
   }
 
@@ -259,9 +258,9 @@ RequestKey make_key(const http::Request& request, const KeyPolicy& policy) {
       for (auto it = first; it != last; ++it) append_part(material, name, it->value());
     }
     if (!material.empty()) rk.tenant = sha256_hex(material);
-    append_part(key, "tenant", rk.tenant);
-    rk.parts.push_back(
-        KeyPart{"tenant", rk.tenant.empty() ? std::string("none") : rk.tenant.substr(0, 16)});
+    add("tenant", rk.tenant, [&]() -> std::string {
+      return rk.tenant.empty() ? std::string("none") : rk.tenant.substr(0, 16);
+    });
   }
 
   if (policy.body != BodyDigest::none) {
@@ -273,19 +272,21 @@ RequestKey make_key(const http::Request& request, const KeyPolicy& policy) {
       if (canonical) {
         std::string hex = sha256_hex(*canonical);
         key_value = "c:" + hex;
-        display = "sha256:" + hex + " (canonical json)";
+        if (describe) display = "sha256:" + hex + " (canonical json)";
       } else {
         std::string hex = sha256_hex(body);
         key_value = "r:" + hex;
-        display = "sha256:" + hex + " (raw bytes; not json: " + canonical.error().message() + ")";
+        if (describe) {
+          display =
+              "sha256:" + hex + " (raw bytes; not json: " + canonical.error().message() + ")";
+        }
       }
     } else {
       std::string hex = sha256_hex(body);
       key_value = "r:" + hex;
-      display = "sha256:" + hex + " (raw bytes)";
+      if (describe) display = "sha256:" + hex + " (raw bytes)";
     }
-    append_part(key, "body", key_value);
-    rk.parts.push_back(KeyPart{"body", std::move(display)});
+    add("body", key_value, as_is(display));
   }
   return rk;
 }

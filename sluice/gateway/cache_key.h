@@ -81,7 +81,7 @@ struct RequestKey {
   // Lower-case hex SHA-256 of the credential header values; "" when none was present or the
   // policy excludes credentials. Never a raw credential.
   std::string tenant;
-  // What went into the key, in key order.
+  // What went into the key, in key order (left empty by `make_key(..., false)`).
   std::vector<KeyPart> parts;
 };
 
@@ -89,7 +89,10 @@ struct RequestKey {
 // absolute-form target, which takes precedence as RFC 9112 3.2.2 says), lower-cased, the
 // default port dropped; the path is taken as sent (no decoding, no dot-segment removal); the
 // query is sorted as `KeyPolicy::include_query` describes.
-[[nodiscard]] RequestKey make_key(const http::Request& request, const KeyPolicy& policy);
+// `describe = false` skips the `parts` (built only for the debug header and the admin API:
+// a request's hot path needs the key and the tenant alone).
+[[nodiscard]] RequestKey make_key(const http::Request& request, const KeyPolicy& policy,
+                                  bool describe = true);
 
 // Whether keys made under `policy` carry the digest of the Authorization header, so that a
 // response to a request with Authorization may be stored under it (`StoreInputs::key_has_tenant`).

@@ -9,6 +9,7 @@
 
 #include "sluice/base/check.h"
 #include "sluice/gateway/cache_key.h"
+#include "sluice/http/headers.h"
 
 namespace sluice::gateway {
 
@@ -19,13 +20,7 @@ using std::chrono::system_clock;
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using http::iequals;
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

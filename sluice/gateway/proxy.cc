@@ -94,16 +94,7 @@ std::string_view host_without_port(std::string_view host) noexcept {
   return colon == std::string_view::npos ? host : host.substr(0, colon);
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
+using http::iequals;
 
 // Seconds with microsecond digits ("0.000037"), without printf's floating-point path.
 std::string format_seconds(Duration d) {
@@ -228,6 +219,7 @@ struct UpstreamRuntime {
   std::string name;
   std::string url;
   http::Origin origin;
+  std::string host_header;  // origin.host_header(), the Host every forwarded request carries
   http::ClientOptions client_options;
   std::unique_ptr<resilience::CircuitBreaker> breaker;  // null when disabled
   std::unique_ptr<flow::AdaptiveLimiter> limiter;       // null when disabled
@@ -251,6 +243,37 @@ struct RouteRuntime {
   std::array<metrics::Counter*, 4> by_cache{};  // indexed by CacheStatus
   std::array<metrics::Counter*, 5> by_class{};  // 1xx .. 5xx
   metrics::Histogram* latency = nullptr;
+};
+
+// How a client's request goes upstream: as received (the server already removed its
+// hop-by-hop headers), with the upstream's Host, the client's address appended to
+// X-Forwarded-For, and without Expect (answered here). Applied while the client formats the
+// head (`edits`), or onto a copy a detached leader owns (`apply`).
+class Forwarding {
+ public:
+  Forwarding(const http::Request& request, const UpstreamRuntime& upstream,
+             const http::ResponseWriter& writer)
+      : forwarded_for_(writer.peer().address().to_string()) {
+    if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
+      forwarded_for_ = std::string(it->value()) + ", " + forwarded_for_;
+    }
+    set_ = {http::HeaderView{"Host", upstream.host_header},
+            http::HeaderView{"X-Forwarded-For", forwarded_for_}};
+  }
+  Forwarding(const Forwarding&) = delete;
+  Forwarding& operator=(const Forwarding&) = delete;
+
+  [[nodiscard]] http::RequestEdits edits() const noexcept { return {set_, kDrop}; }
+  void apply(http::Request& up) const {
+    up.version(11);
+    for (const auto& h : set_) up.set(h.name, h.value);
+    for (const auto f : kDrop) up.erase(f);
+  }
+
+ private:
+  static constexpr std::array<bh::field, 1> kDrop{bh::field::expect};
+  std::string forwarded_for_;
+  std::array<http::HeaderView, 2> set_;
 };
 
 // What RFC 9111 (and the route) allow for an answer with this status and these headers to
@@ -318,8 +341,11 @@ class Proxy::Impl {
     GatewayError error;
     Duration latency{};
   };
+  // Sends `up` (changed by `edits`) to the route's upstream, with the breaker, the limiter
+  // and the retries.
   asio::awaitable<Attempt> call_upstream(RouteRuntime& route, const RouteConfig& rc,
-                                         const http::Request& up, size_t worker);
+                                         const http::Request& up, const http::RequestEdits& edits,
+                                         size_t worker);
   asio::awaitable<FetchedPtr> fetch_shared(RouteRuntime* route, std::shared_ptr<const Config> cfg,
                                            std::shared_ptr<const http::Request> up, std::string key,
                                            std::string uri, std::shared_ptr<LeaderTicket> ticket,
@@ -334,9 +360,10 @@ class Proxy::Impl {
                                std::string_view prefix, CacheStatus status);
   asio::awaitable<void> answer_as_leader(Request& r, http::ResponseWriter& writer,
                                          FetchedPtr fetched);
+  // Forwards the client's request as is and streams the answer back (no coalescing, no
+  // storing).
   asio::awaitable<void> pass_through(Request& r, http::ResponseWriter& w, RouteRuntime& route,
-                                     const RouteConfig& rc, const http::Request& up,
-                                     CacheStatus status);
+                                     const RouteConfig& rc, CacheStatus status);
   void finish(Request& r);
   void mark_hit_for_miss(const std::string& key, Duration ttl);
   // How long the L1 keeps an answer: its freshness, plus as long again (at least a minute)
@@ -419,6 +446,7 @@ Proxy::Impl::Impl(std::shared_ptr<const Config> config, size_t workers, AccessLo
     auto origin = http::Origin::parse(uc.url);
     SLUICE_CHECK(origin.has_value(), "Proxy: upstream url was validated by the config");
     up->origin = *origin;
+    up->host_header = origin->host_header();
     http::ClientOptions& co = up->client_options;
     co.connect_timeout = uc.connect_timeout;
     co.response_timeout = uc.response_timeout;
@@ -611,14 +639,7 @@ std::shared_ptr<http::Request> Proxy::Impl::upstream_request(
     const http::Request& request, const UpstreamRuntime& upstream,
     const http::ResponseWriter& writer) const {
   auto up = std::make_shared<http::Request>(request);
-  up->version(11);
-  up->set(bh::field::host, upstream.origin.host_header());
-  std::string forwarded = writer.peer().address().to_string();
-  if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
-    forwarded = std::string(it->value()) + ", " + forwarded;
-  }
-  up->set("X-Forwarded-For", forwarded);
-  up->erase(bh::field::expect);
+  Forwarding(request, upstream, writer).apply(*up);
   return up;
 }
 
@@ -628,6 +649,7 @@ std::shared_ptr<http::Request> Proxy::Impl::upstream_request(
 asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& route,
                                                                  const RouteConfig& rc,
                                                                  const http::Request& up,
+                                                                 const http::RequestEdits& edits,
                                                                  size_t worker) {
   UpstreamRuntime& upstream = *route.upstream;
   Attempt out;
@@ -664,7 +686,7 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
     if (state.attempts() > 1) bump(counters_.retries);
     bump(counters_.upstream_requests);
     const TimePoint sent = base::SteadyClock::instance().now();
-    auto result = co_await client.send(upstream.origin, up);
+    auto result = co_await client.send(upstream.origin, up, edits);
     const Duration latency = base::SteadyClock::instance().now() - sent;
     if (result) {
       const unsigned status = result->status();
@@ -733,7 +755,8 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
     }
     up = std::move(conditional);
   }
-  Attempt attempt = co_await call_upstream(*route, rc, *up, worker);
+  const http::RequestEdits as_is;
+  Attempt attempt = co_await call_upstream(*route, rc, *up, as_is, worker);
   if (stale && attempt.response && attempt.response->status() == 304) {
     // Not modified: the stored body with the 304's headers merged in (RFC 9111 4.3.4).
     bump(counters_.revalidated);
@@ -902,20 +925,25 @@ asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter&
                                                const CachedResponse& c, CacheStatus status,
                                                bool from_cache) {
   r.cache = status;
-  bh::fields headers = c.headers;
+  // The stored head goes out as stored, with these added (no copy of it per answer).
   const TimePoint now = base::SteadyClock::instance().now();
-  if (from_cache) headers.set(bh::field::age, age_header(c.initial_age, now - c.stored_at));
-  headers.set("X-Cache", to_string(status));
-  if (!r.debug_key.empty()) headers.set("X-Sluice-Key", r.debug_key);
-  headers.set("X-Process-Time", format_seconds(now - r.start));
+  const std::string age = from_cache ? age_header(c.initial_age, now - c.stored_at) : "";
+  const std::string process_time = format_seconds(now - r.start);
+  std::array<http::HeaderView, 4> extra;
+  size_t n = 0;
+  if (from_cache) extra[n++] = {"Age", age};
+  extra[n++] = {"X-Cache", to_string(status)};
+  if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
+  extra[n++] = {"X-Process-Time", process_time};
+  const http::HeadView head{c.headers, std::span(extra.data(), n)};
   r.status = c.status;
   error_code ec;
   if (c.body.size() <= 64 * 1024) {
     r.bytes_out += c.body.size();
-    ec = co_await w.send(static_cast<bh::status>(c.status), std::move(headers), c.body);
+    const std::string_view body = c.body;
+    ec = co_await w.send(static_cast<bh::status>(c.status), head, body);
   } else {
-    ec =
-        co_await w.write_head(static_cast<bh::status>(c.status), std::move(headers), c.body.size());
+    ec = co_await w.write_head(static_cast<bh::status>(c.status), head, c.body.size());
     if (!ec) ec = co_await w.write_chunk(c.body);
     if (!ec) ec = co_await w.finish();
     if (!ec) r.bytes_out += c.body.size();
@@ -928,14 +956,22 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
                                           CacheStatus status) {
   r.cache = status;
   r.status = response.status();
-  bh::fields headers = response.head();
-  http::strip_hop_by_hop(headers);
-  std::optional<uint64_t> length = declared_length(response.head());
-  const bool event_stream = is_event_stream(headers);
+  // The upstream's head goes out as received, minus its hop-by-hop fields and its framing
+  // (the writer frames the body itself), plus these (no copy of it per answer).
+  const bh::fields& upstream_head = response.head();
+  std::optional<uint64_t> length = declared_length(upstream_head);
+  const bool event_stream = is_event_stream(upstream_head);
   if (event_stream) length.reset();  // chunked, so an error event can still end it cleanly
-  headers.erase(bh::field::content_length);
-  headers.set("X-Cache", to_string(status));
-  if (!r.debug_key.empty()) headers.set("X-Sluice-Key", r.debug_key);
+  std::array<http::HeaderView, 3> extra;
+  size_t n = 0;
+  extra[n++] = {"X-Cache", to_string(status)};
+  if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
+  std::string process_time;
+  const auto head = [&] {
+    process_time = format_seconds(base::SteadyClock::instance().now() - r.start);
+    extra[n] = {"X-Process-Time", process_time};
+    return http::HeadView{upstream_head, std::span(extra.data(), n + 1), true};
+  };
   if (length && *length <= kSmallBody && prefix.empty()) {
     // A small body of declared length goes out in one write with its head (one syscall, as
     // for a cached answer), and an upstream that fails before its end still gets a 502.
@@ -958,15 +994,16 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
       }
       body.append(piece->data(), piece->size());
     }
-    headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
     r.bytes_out += body.size();
-    if (co_await w.send(static_cast<bh::status>(r.status), std::move(headers), std::move(body))) {
+    const http::HeadView small_head = head();
+    const std::string_view body_view = body;
+    if (co_await w.send(static_cast<bh::status>(r.status), small_head, body_view)) {
       bump(counters_.client_disconnects);
     }
     co_return;
   }
-  headers.set("X-Process-Time", format_seconds(base::SteadyClock::instance().now() - r.start));
-  if (co_await w.write_head(static_cast<bh::status>(r.status), std::move(headers), length)) {
+  const http::HeadView stream_head = head();
+  if (co_await w.write_head(static_cast<bh::status>(r.status), stream_head, length)) {
     bump(counters_.client_disconnects);
     co_return;
   }
@@ -1006,9 +1043,12 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
 
 asio::awaitable<void> Proxy::Impl::pass_through(Request& r, http::ResponseWriter& w,
                                                 RouteRuntime& route, const RouteConfig& rc,
-                                                const http::Request& up, CacheStatus status) {
+                                                CacheStatus status) {
   r.cache = status;
-  Attempt attempt = co_await call_upstream(route, rc, up, w.worker_index());
+  const http::Request& up = *r.request;
+  const Forwarding forwarding(up, *route.upstream, w);
+  const http::RequestEdits edits = forwarding.edits();
+  Attempt attempt = co_await call_upstream(route, rc, up, edits, w.worker_index());
   r.upstream_latency = attempt.latency;
   if (!attempt.response) {
     co_await send_error(r, w, attempt.error);
@@ -1067,7 +1107,7 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   const bool coalescable =
       coalescable_method && rc.coalesce && request_decision.may_store && !own_answer;
 
-  RequestKey key = make_key(request, route.key_policy);
+  RequestKey key = make_key(request, route.key_policy, r.config->cache.debug_header);
   r.tenant = key.tenant;
   if (r.config->cache.debug_header) {
     r.debug_key = "route=" + route.name;
@@ -1134,34 +1174,40 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     }
   }
 
-  auto up = upstream_request(request, *route.upstream, writer);
-  std::string_view host;
-  if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
-  std::string uri = normalize_host(host) + canonical_target(request.target());
-
+  // What a leader needs: its own copy of the request (it may outlive this one, serving the
+  // others), the request's canonical URI, a ticket that tells it from its waiters.
   const size_t worker = writer.worker_index();
-  auto ticket = std::make_shared<LeaderTicket>();
+  const auto uri_of = [&request] {
+    std::string_view host;
+    if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
+    return normalize_host(host) + canonical_target(request.target());
+  };
   if (!coalescable) {
     if (cacheable && !own_answer && !hit_for_miss_.get(key.key)) {
+      auto up = upstream_request(request, *route.upstream, writer);
+      auto ticket = std::make_shared<LeaderTicket>();
       // Coalescing is off for this route but caching is on: fetch as a leader of one, so
       // the answer is stored.
-      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri, ticket, worker,
-                                                 cacheable, stale);
+      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri_of(), ticket,
+                                                 worker, cacheable, stale);
       co_await answer_as_leader(r, writer, fetched);
     } else {
-      co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+      co_await pass_through(r, writer, route, rc, CacheStatus::bypass);
     }
     finish(r);
     co_return;
   }
   if (hit_for_miss_.get(key.key)) {
     bump(counters_.hit_for_miss_bypass);
-    co_await pass_through(r, writer, route, rc, *up, CacheStatus::bypass);
+    co_await pass_through(r, writer, route, rc, CacheStatus::bypass);
     finish(r);
     co_return;
   }
 
   // Coalesce: lead the call for this key, or wait for the one in flight.
+  auto up = upstream_request(request, *route.upstream, writer);
+  auto ticket = std::make_shared<LeaderTicket>();
+  std::string uri = uri_of();
   std::shared_ptr<Coalescer> coalescer = route.coalescer.load();
   coalesce::RunOptions run_options;
   run_options.timeout = rc.waiter_timeout;
@@ -1182,7 +1228,7 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       finish(r);
       co_return;
     }
-    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
+    co_await pass_through(r, writer, route, rc, CacheStatus::miss);
     finish(r);
     co_return;
   }
@@ -1198,7 +1244,7 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   if (!fetched->shareable || !vary_ok) {
     bump(!fetched->shareable ? counters_.not_shared : counters_.vary_mismatch);
     fetched.reset();  // do not hold the leader's answer (or its live stream) while we go alone
-    co_await pass_through(r, writer, route, rc, *up, CacheStatus::miss);
+    co_await pass_through(r, writer, route, rc, CacheStatus::miss);
     finish(r);
     co_return;
   }

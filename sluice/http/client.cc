@@ -59,9 +59,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && lower(a) == lower(b);
-}
 
 bool has_line_break(std::string_view s) noexcept {
   return s.find_first_of("\r\n") != std::string_view::npos;
@@ -264,7 +261,8 @@ class ClientImpl : public std::enable_shared_from_this<ClientImpl> {
         tracker_(options_.pool),
         dns_(DnsCacheOptions{options_.dns_ttl, options_.dns_max_entries}, clock) {}
 
-  asio::awaitable<boost::system::result<ClientResponse>> send(Origin origin,
+  asio::awaitable<boost::system::result<ClientResponse>> send(const Origin& origin,
+                                                              const RequestEdits& edits,
                                                               const Request& request);
   // Ends the use of an in-use connection: back to the pool, or closed with `reason`.
   void finish(const std::shared_ptr<ClientConnection>& c, bool reusable, bool success,
@@ -586,7 +584,8 @@ asio::awaitable<error_code> ClientImpl::connect(const std::shared_ptr<ClientConn
   co_return error_code{};
 }
 
-asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin origin,
+asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(const Origin& origin,
+                                                                        const RequestEdits& edits,
                                                                         const Request& request) {
   auto self = shared_from_this();
   bump(counters_.requests);
@@ -602,21 +601,31 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(Origin o
   bool close_after = false;
   bool bad = has_line_break(request.target()) || request.target().empty() ||
              request.target().find(' ') != std::string_view::npos;
-  for (const auto& field : request.base()) {
-    const auto name = field.name();
-    if (name == bh::field::content_length || name == bh::field::transfer_encoding) continue;
+  const auto add = [&](bh::field name, std::string_view name_string, std::string_view value) {
     if (name == bh::field::host) has_host = true;
     if (name == bh::field::connection) {
-      for (const auto token : bh::token_list(field.value())) {
+      for (const auto token : bh::token_list(value)) {
         if (iequals(token, "close")) close_after = true;
       }
     }
-    if (has_line_break(field.name_string()) || has_line_break(field.value())) bad = true;
-    head += field.name_string();
+    if (has_line_break(name_string) || has_line_break(value)) bad = true;
+    head += name_string;
     head += ": ";
-    head += field.value();
+    head += value;
     head += "\r\n";
+  };
+  for (const auto& field : request.base()) {
+    const auto name = field.name();
+    if (name == bh::field::content_length || name == bh::field::transfer_encoding) continue;
+    if (std::find(edits.drop.begin(), edits.drop.end(), name) != edits.drop.end()) continue;
+    const std::string_view name_string = field.name_string();
+    if (std::any_of(edits.set.begin(), edits.set.end(),
+                    [&](const HeaderView& e) { return iequals(e.name, name_string); })) {
+      continue;  // replaced below
+    }
+    add(name, name_string, field.value());
   }
+  for (const HeaderView& e : edits.set) add(bh::string_to_field(e.name), e.name, e.value);
   if (bad) co_return make_error_code(ClientError::bad_request);
   if (!has_host) {
     head += "Host: ";
@@ -819,9 +828,10 @@ Client::Client(asio::any_io_executor executor, ClientOptions options, const base
 Client::~Client() { impl_->shutdown(); }
 
 asio::awaitable<boost::system::result<ClientResponse>> Client::send(const Origin& origin,
-                                                                    const Request& request) {
+                                                                    const Request& request,
+                                                                    const RequestEdits& edits) {
   auto impl = impl_;
-  co_return co_await impl->send(origin, request);
+  co_return co_await impl->send(origin, edits, request);
 }
 
 void Client::cleanup() { impl_->cleanup(); }

@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <type_traits>
@@ -78,6 +79,14 @@ struct Origin {
   [[nodiscard]] std::string key() const;
   // Parses an origin; errors: `std::errc::invalid_argument` (with no more detail).
   [[nodiscard]] static boost::system::result<Origin> parse(std::string_view url);
+};
+
+// Changes `Client::send` makes while formatting a request head: `set` fields replace the
+// request's same-named fields (or are added), fields named in `drop` are left out. Views;
+// they must stay valid until `send` completes.
+struct RequestEdits {
+  std::span<const HeaderView> set;
+  std::span<const boost::beast::http::field> drop;
 };
 
 struct ClientOptions {
@@ -184,8 +193,10 @@ class Client {
   // interim responses (other than 101) are skipped. `origin` and `request` must stay valid
   // until the call completes (as they do in `co_await client.send(o, r)`); the response does
   // not refer to them.
+  // `edits` change the head as it is formatted (see `RequestEdits`), so a proxy forwards a
+  // request without copying it.
   [[nodiscard]] boost::asio::awaitable<boost::system::result<ClientResponse>> send(
-      const Origin& origin, const Request& request);
+      const Origin& origin, const Request& request, const RequestEdits& edits = {});
 
   // Closes idle connections that broke a tracker rule (idle time, age, error rate). Call it
   // periodically (e.g. every 30 s); `send` also evicts stale idle connections of its origin.

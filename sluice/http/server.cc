@@ -45,13 +45,6 @@ std::string_view buffer_view(const beast::flat_buffer& b) noexcept {
   return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    const auto lx = (x >= 'A' && x <= 'Z') ? static_cast<char>(x - 'A' + 'a') : x;
-    const auto ly = (y >= 'A' && y <= 'Z') ? static_cast<char>(y - 'A' + 'a') : y;
-    return lx == ly;
-  });
-}
 
 error_code not_permitted() noexcept {
   return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
@@ -691,7 +684,7 @@ size_t ResponseWriter::worker_index() const noexcept { return connection_.worker
 
 const tcp::endpoint& ResponseWriter::peer() const noexcept { return connection_.peer(); }
 
-void ResponseWriter::format_head(bh::status status, const bh::fields& headers,
+void ResponseWriter::format_head(bh::status status, const HeadView& head,
                                  std::optional<uint64_t> content_length) {
   const auto code = static_cast<unsigned>(status);
   const bool bodiless_status = code / 100 == 1 || code == 204 || code == 304;
@@ -703,8 +696,10 @@ void ResponseWriter::format_head(bh::status status, const bh::fields& headers,
   append_number(out, code);
   out.push_back(' ');
   out.append(bh::obsolete_reason(status));
-  out.append("\r\n");
-  for (const auto& field : headers) {
+  out.append("\r\n", 2);
+  std::optional<HopByHop> hop;
+  if (head.strip_hop_by_hop) hop.emplace(head.fields);
+  for (const auto& field : head.fields) {
     switch (field.name()) {
       case bh::field::content_length:
       case bh::field::transfer_encoding:
@@ -714,14 +709,23 @@ void ResponseWriter::format_head(bh::status status, const bh::fields& headers,
       default:
         break;
     }
-    out.append(field.name_string()).append(": ").append(field.value()).append("\r\n");
+    if (hop && (*hop)(field)) continue;
+    const std::string_view name = field.name_string();
+    if (std::any_of(head.extra.begin(), head.extra.end(),
+                    [&](const HeaderView& e) { return iequals(e.name, name); })) {
+      continue;  // replaced by an extra field
+    }
+    out.append(name).append(": ", 2).append(field.value()).append("\r\n", 2);
+  }
+  for (const HeaderView& e : head.extra) {
+    out.append(e.name).append(": ", 2).append(e.value).append("\r\n", 2);
   }
   if (bodiless_status) {
     framing_ = Framing::kNone;
   } else if (content_length) {
     out.append("Content-Length: ");
     append_number(out, *content_length);
-    out.append("\r\n");
+    out.append("\r\n", 2);
     framing_ = head_request_ ? Framing::kNone : Framing::kLength;
     declared_ = *content_length;
   } else if (version_ >= 11) {
@@ -736,16 +740,23 @@ void ResponseWriter::format_head(bh::status status, const bh::fields& headers,
   } else if (version_ < 11) {
     out.append("Connection: keep-alive\r\n");
   }
-  out.append("\r\n");
+  out.append("\r\n", 2);
   head_sent_ = true;
   connection_.counters().count_response(code);
 }
 
 asio::awaitable<error_code> ResponseWriter::send(bh::status status, bh::fields headers,
                                                  std::string body) {
+  const HeadView head{headers};
+  const std::string_view view = body;
+  co_return co_await send(status, head, view);
+}
+
+asio::awaitable<error_code> ResponseWriter::send(bh::status status, const HeadView& head,
+                                                 std::string_view body) {
   if (error_) co_return error_;
   if (head_sent_) co_return not_permitted();
-  format_head(status, headers, body.size());
+  format_head(status, head, body.size());
   finished_ = true;
   if (framing_ == Framing::kLength) {
     written_ = body.size();
@@ -760,9 +771,15 @@ asio::awaitable<error_code> ResponseWriter::send(bh::status status, bh::fields h
 
 asio::awaitable<error_code> ResponseWriter::write_head(bh::status status, bh::fields headers,
                                                        std::optional<uint64_t> content_length) {
+  const HeadView head{headers};
+  co_return co_await write_head(status, head, content_length);
+}
+
+asio::awaitable<error_code> ResponseWriter::write_head(bh::status status, const HeadView& head,
+                                                       std::optional<uint64_t> content_length) {
   if (error_) co_return error_;
   if (head_sent_) co_return not_permitted();
-  format_head(status, headers, content_length);
+  format_head(status, head, content_length);
   error_ = co_await connection_.write(asio::buffer(connection_.scratch()));
   co_return error_;
 }

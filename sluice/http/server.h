@@ -50,6 +50,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -57,6 +58,7 @@
 
 #include "sluice/base/clock.h"
 #include "sluice/http/request_framing.h"
+#include "sluice/http/headers.h"
 
 namespace sluice::http {
 
@@ -161,6 +163,16 @@ struct ServerStats {
 // are dropped. If the handler returns after `write_head` without `finish`, the server
 // finishes the response. Not thread-safe: use it from the handler's coroutine only; it lives
 // as long as the handler call.
+// A response head written without copying it: `fields` as stored (minus its hop-by-hop
+// fields with `strip_hop_by_hop`), then `extra`, whose names replace same-named stored fields.
+// The framing fields (Content-Length, Transfer-Encoding, Connection, Keep-Alive) are always
+// the writer's own. Everything viewed must stay valid until the write completes.
+struct HeadView {
+  const boost::beast::http::fields& fields;
+  std::span<const HeaderView> extra = {};
+  bool strip_hop_by_hop = false;
+};
+
 class ResponseWriter {
  public:
   ResponseWriter(const ResponseWriter&) = delete;
@@ -169,10 +181,16 @@ class ResponseWriter {
   // Writes a complete response (head and body in one write).
   [[nodiscard]] boost::asio::awaitable<boost::system::error_code> send(
       boost::beast::http::status status, boost::beast::http::fields headers, std::string body);
+  // The same for a head viewed in place; `body` must stay valid until the call completes.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> send(
+      boost::beast::http::status status, const HeadView& head, std::string_view body);
   // Writes the status line and headers. With `content_length`, exactly that many body bytes
   // must follow; otherwise the body is chunked (or close-delimited for HTTP/1.0).
   [[nodiscard]] boost::asio::awaitable<boost::system::error_code> write_head(
       boost::beast::http::status status, boost::beast::http::fields headers,
+      std::optional<uint64_t> content_length = std::nullopt);
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> write_head(
+      boost::beast::http::status status, const HeadView& head,
       std::optional<uint64_t> content_length = std::nullopt);
   // Writes body bytes as one chunk; `data` must stay valid until the call completes. Empty
   // data is a no-op. Writing past a declared length fails with `http::error::body_limit`.
@@ -212,7 +230,7 @@ class ResponseWriter {
         version_(version),
         keep_alive_(keep_alive) {}
   // Formats the head into the connection's scratch buffer; sets framing and counters.
-  void format_head(boost::beast::http::status status, const boost::beast::http::fields& headers,
+  void format_head(boost::beast::http::status status, const HeadView& head,
                    std::optional<uint64_t> content_length);
 
   internal::Connection& connection_;
