@@ -253,7 +253,7 @@ class Forwarding {
  public:
   Forwarding(const http::Request& request, const UpstreamRuntime& upstream,
              const http::ResponseWriter& writer)
-      : forwarded_for_(writer.peer().address().to_string()) {
+      : forwarded_for_(writer.peer_address()) {
     if (auto it = request.find("X-Forwarded-For"); it != request.end()) {
       forwarded_for_ = std::string(it->value()) + ", " + forwarded_for_;
     }
@@ -680,7 +680,7 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
   http::Client& client = client_for(upstream, worker, executor);
   const bool may_retry = http::is_idempotent(up.method()) || rc.retry.non_idempotent;
   resilience::RetryState state(*route.retry);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::optional<asio::steady_timer> timer;  // made on the first retry: most calls have none
   error_code last_error;
   while (state.start_attempt()) {
     if (state.attempts() > 1) bump(counters_.retries);
@@ -702,9 +702,10 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
         const auto decision = state.next_delay(failure);
         if (decision.should_retry()) {
           retry = true;
-          timer.expires_after(decision.delay());
+          if (!timer) timer.emplace(executor);
+          timer->expires_after(decision.delay());
           result = boost::system::result<http::ClientResponse>(error_code{});  // drops it
-          co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
         }
       } else {
         state.on_success();
@@ -725,8 +726,9 @@ asio::awaitable<Proxy::Impl::Attempt> Proxy::Impl::call_upstream(RouteRuntime& r
     failure.error = last_error;
     const auto decision = state.next_delay(failure);
     if (!decision.should_retry()) break;
-    timer.expires_after(decision.delay());
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!timer) timer.emplace(executor);
+    timer->expires_after(decision.delay());
+    co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
   }
   if (is_timeout(last_error)) bump(counters_.upstream_timeouts);
   if (permit) permit->failure();
@@ -1120,7 +1122,7 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     if (rc.rate_limit.key == "tenant" && !key.tenant.empty()) {
       rate_key = key.tenant;
     } else if (rc.rate_limit.key != "route") {
-      ip = writer.peer().address().to_string();
+      ip = writer.peer_address();
       rate_key = ip;
     }
     const auto decision = bucket->try_acquire(rate_key);

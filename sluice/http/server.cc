@@ -318,6 +318,11 @@ class Connection {
   Worker& worker() noexcept { return worker_; }
   WorkerCounters& counters() noexcept { return counters_; }
   const tcp::endpoint& peer() const noexcept { return peer_; }
+  // The peer's address as text, formatted once per connection.
+  const std::string& peer_address() {
+    if (peer_text_.empty()) peer_text_ = peer_.address().to_string();
+    return peer_text_;
+  }
 
  private:
   enum class HeadOutcome : uint8_t {
@@ -356,6 +361,7 @@ class Connection {
   tcp::socket socket_;
   asio::steady_timer timer_;
   tcp::endpoint peer_;
+  std::string peer_text_;  // peer_address(), once asked for
   beast::flat_buffer buffer_;
   std::string scratch_;  // response head being formatted
   asio::steady_timer::time_point deadline_ = asio::steady_timer::time_point::max();
@@ -683,6 +689,7 @@ asio::awaitable<void> Connection::run() {
 size_t ResponseWriter::worker_index() const noexcept { return connection_.worker().index_; }
 
 const tcp::endpoint& ResponseWriter::peer() const noexcept { return connection_.peer(); }
+const std::string& ResponseWriter::peer_address() const { return connection_.peer_address(); }
 
 void ResponseWriter::format_head(bh::status status, const HeadView& head,
                                  std::optional<uint64_t> content_length) {

@@ -214,6 +214,8 @@ class ResponseWriter {
   [[nodiscard]] size_t worker_index() const noexcept;
   // The client's address.
   [[nodiscard]] const boost::asio::ip::tcp::endpoint& peer() const noexcept;
+  // The client's address as text ("127.0.0.1", "::1"), formatted once per connection.
+  [[nodiscard]] const std::string& peer_address() const;
 
  private:
   friend class internal::Connection;
