@@ -5,7 +5,7 @@ BUILD   = build/$(PRESET)
 JOBS   ?= $(shell nproc)
 STAMP   = build/.deps-installed
 
-.PHONY: all deps build test run bench bench-peers fmt lint sanitize clean tour
+.PHONY: all deps build test run bench bench-peers bench-micro fmt lint sanitize clean tour
 
 all: build
 
@@ -33,15 +33,19 @@ run: build
 tour: build
 	@$(BUILD)/tools/sluice/sluice tour
 
-bench: build
-	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)
-	@bench/run-microbenchmarks.sh $(BUILD)
-
 # sluice beside nginx and Varnish on the same upstream and load (about 15 minutes; installs
 # the peers with scripts/install-deps.sh --bench). See bench/README.md.
-bench-peers: build
+bench: build
 	@scripts/install-deps.sh --bench
 	@bench/run-peers.sh --build $(BUILD)
+
+# Kept for muscle memory: the same as `make bench`.
+bench-peers: bench
+
+# The Google Benchmark binaries of the modules, each beside its baseline.
+bench-micro: build
+	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)
+	@bench/run-microbenchmarks.sh $(BUILD)
 
 # The sanitizer presets, as CI runs them: make sanitize PRESET=asan
 sanitize: $(STAMP)

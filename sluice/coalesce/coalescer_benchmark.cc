@@ -1,7 +1,7 @@
 // Benchmarks of sluice::coalesce, each beside a baseline that calls the work directly.
 //
-//   cmake --build build/h-coalesce --target sluice_coalesce_benchmark -j2
-//   build/h-coalesce/sluice/coalesce/sluice_coalesce_benchmark
+//   cmake --build build/release --target sluice_coalesce_benchmark -j2
+//   build/release/sluice/coalesce/sluice_coalesce_benchmark
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Sample (2 shared cores, load 5-7, medians of 5; release latencies in us: first/p50/p99/max

@@ -9,7 +9,7 @@
 //   build/release/sluice/gateway/sluice_gateway_benchmark --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true   (one command line)
 //
-// Sample (2 shared cores, heavily loaded: load average 18, ~7 engineers building; medians of
+// Sample (2 shared cores, heavily loaded: load average 18, ~7 parallel builds; medians of
 // 5 repetitions, CPU time; wall time was ~4x higher under that load):
 //   BM_HashTarget                        7.8 ns   (1x, baseline)
 //   BM_Sha256Hex_64B                     170 ns   (22x)

@@ -14,7 +14,7 @@
 // in a mkdtemp directory under $SLUICE_BENCH_DIR, else the system temp dir (on this machine
 // /tmp is the real disk, not tmpfs); WAL, synchronous=NORMAL unless the name says SyncFull.
 // BM_BatcherToSqlite adds the records through a `Batcher` (flusher thread, batch 500) and
-// flushes. Sample (2-core VM shared with ~7 engineers' builds, load average 15-19, medians of
+// flushes. Sample (2-core VM shared with ~7 parallel builds, load average 15-19, medians of
 // 5, per 500 rows, wall / CPU): BM_SqliteBatched/500 4.98 / 1.29 ms (100 k rows/s wall, 388 k
 // CPU) vs BM_SqlitePerRow/1 82.9 / 20.0 ms: 16.6x wall, 15.5x CPU; BM_SqliteBatchedSyncFull/500
 // 11.1 / 1.46 ms vs BM_SqlitePerRowSyncFull/1 3440 / 130 ms: 310x wall, 89x CPU.
