@@ -1602,8 +1602,10 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
   counter("sluice_cache_expirations_total", "L1 entries expired", s.cache_expirations);
 
   for (const auto& [route, cs] : coalescer_stats()) {
-    const metrics::Label label{"route", route};
-    const metrics::LabelsView labels{label};
+    // An array, not a braced list: a LabelsView views its labels, and a braced list's array
+    // would be gone after this statement.
+    const std::array<metrics::Label, 1> label{metrics::Label{"route", route}};
+    const metrics::LabelsView labels(std::span<const metrics::Label>(label.data(), label.size()));
     w.counter("sluice_coalesce_leaders_total", "Upstream calls led by a request", labels,
               static_cast<double>(cs.leaders));
     w.counter("sluice_coalesce_joined_total", "Requests that joined a call in flight", labels,
@@ -1620,8 +1622,8 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
               std::chrono::duration<double>(cs.total_wait).count());
   }
   for (const auto& up : upstreams_) {
-    const metrics::Label label{"upstream", up->name};
-    const metrics::LabelsView labels{label};
+    const std::array<metrics::Label, 1> label{metrics::Label{"upstream", up->name}};
+    const metrics::LabelsView labels(std::span<const metrics::Label>(label.data(), label.size()));
     http::ClientStats total;
     for (size_t i = 0; i < up->workers; ++i) {
       http::Client* client = up->clients[i].load(std::memory_order_acquire);

@@ -51,7 +51,9 @@ struct Label {
   std::string_view value;
 };
 
-// A borrowed list of labels: `{{"method", "GET"}, {"code", "200"}}`, `{}` or a span.
+// A borrowed list of labels: `{{"method", "GET"}, {"code", "200"}}`, `{}` or a span. A braced
+// list lives until the end of the full expression: pass it straight to the call, never keep
+// a `LabelsView` made from one in a variable (keep a `std::array<Label, N>` instead).
 class LabelsView {
  public:
   LabelsView() = default;

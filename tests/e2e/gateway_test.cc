@@ -1,7 +1,7 @@
 // End-to-end tests of the gateway: the real `sluice serve` in front of the real
 // `sluice sim-upstream`, both child processes on loopback. Upstream calls are counted exactly
-// with the sim's GET /__sim/stats. Every test skips (with the reason) while `sluice serve`
-// is not in the build.
+// with the sim's GET /__sim/stats. Every test fails (with the reason) when the binary lacks
+// `sluice serve`.
 //
 // Waits are bounded (ready files, exits, requests); no test asserts how long anything took.
 #include <gtest/gtest.h>
@@ -163,6 +163,36 @@ TEST_F(GatewayE2E, CachedGetIsServedAsHitWithoutAnUpstreamCall) {
   EXPECT_EQ(second.header("X-Cache"), "HIT");
   EXPECT_EQ(second.body, first.body);
   EXPECT_EQ(upstream_calls("/cached"), 1u);
+}
+
+TEST_F(GatewayE2E, EveryAdminReadEndpointAnswersAfterTraffic) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  ASSERT_NE(gateway_.admin_port, 0);
+  // Traffic first, so every per-route and per-upstream series exists.
+  ASSERT_EQ(http_get(gateway_.port, "/admin-probe?cc=max-age%3D60").status, 200u);
+  ASSERT_EQ(http_get(gateway_.port, "/admin-probe?cc=max-age%3D60").status, 200u);
+
+  const HttpResponse metrics = http_get(gateway_.admin_port, "/metrics");
+  ASSERT_EQ(metrics.status, 200u) << metrics.ec.message();
+  for (const char* series :
+       {"sluice_gateway_requests_total{route=\"default\",cache=\"hit\"} 1",
+        "sluice_coalesce_leaders_total{route=\"default\"}", "sluice_cache_entries 1",
+        "sluice_pool_connections_created_total{upstream=\"default\"}"}) {
+    EXPECT_NE(metrics.body.find(series), std::string::npos) << series << " missing from\n"
+                                                            << metrics.body;
+  }
+  for (const char* path : {"/admin/health", "/admin/stats", "/admin/coalescing", "/admin/cache",
+                           "/admin/upstreams", "/admin/pools", "/admin/config"}) {
+    const HttpResponse r = http_get(gateway_.admin_port, path);
+    EXPECT_EQ(r.status, 200u) << path << ": " << r.ec.message();
+    boost::system::error_code ec;
+    const auto v = json::parse(r.body, ec);
+    EXPECT_FALSE(ec) << path << " is not JSON: " << r.body;
+    EXPECT_TRUE(v.is_object()) << path;
+  }
+  // Still serving: the scrape did not take the process down.
+  EXPECT_EQ(http_get(gateway_.port, "/admin-probe?cc=max-age%3D60").status, 200u);
 }
 
 TEST_F(GatewayE2E, StaleAnswerWithAnEtagIsRevalidatedNotRefetched) {
