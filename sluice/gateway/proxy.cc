@@ -635,6 +635,15 @@ http::Client& Proxy::Impl::client_for(UpstreamRuntime& upstream, size_t worker,
   return *client;
 }
 
+namespace {
+// What one L1 entry charges to `cache.max_bytes`: the answer, its key (held by the cache's
+// index), and the entry's fixed cost (index and LRU nodes, shared_ptr control block, TTL).
+size_t charge(const std::string& key, const CachedResponse& c) noexcept {
+  constexpr size_t kEntryOverhead = 160;
+  return c.weight() + key.size() + kEntryOverhead;
+}
+}  // namespace
+
 std::shared_ptr<http::Request> Proxy::Impl::upstream_request(
     const http::Request& request, const UpstreamRuntime& upstream,
     const http::ResponseWriter& writer) const {
@@ -777,7 +786,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
     refreshed->upstream_latency = attempt.latency;
     attempt.response.reset();  // a 304 has no body: the connection goes back to the pool
     if (decision.verdict == StoreVerdict::store && may_store && decision.ttl > Duration::zero()) {
-      (void)l1_.put(key, ResponsePtr(refreshed), keep_for(*refreshed), refreshed->weight());
+      (void)l1_.put(key, ResponsePtr(refreshed), keep_for(*refreshed), charge(key, *refreshed));
     } else {
       (void)l1_.erase(key);
     }
@@ -864,7 +873,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
   cached->ttl = decision.ttl;
   if (decision.verdict == StoreVerdict::store && may_store && rc.cache && cfg->cache.enabled &&
       decision.ttl > Duration::zero()) {
-    const size_t weight = cached->weight();
+    const size_t weight = charge(key, *cached);
     if (l1_.put(key, ResponsePtr(cached), keep_for(*cached), weight)) bump(counters_.stored);
   } else if (decision.verdict != StoreVerdict::store) {
     bump(counters_.not_stored);
@@ -1190,8 +1199,9 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       auto ticket = std::make_shared<LeaderTicket>();
       // Coalescing is off for this route but caching is on: fetch as a leader of one, so
       // the answer is stored.
-      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, uri_of(), ticket,
-                                                 worker, cacheable, stale);
+      std::string uri = uri_of();
+      FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, std::move(uri),
+                                                 ticket, worker, cacheable, stale);
       co_await answer_as_leader(r, writer, fetched);
     } else {
       co_await pass_through(r, writer, route, rc, CacheStatus::bypass);

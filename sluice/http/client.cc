@@ -214,6 +214,7 @@ struct ClientConnection {
   }
   void close_socket() noexcept {
     deadline = asio::steady_timer::time_point::max();
+    watching = false;
     ++timer_generation;
     timer.cancel();
     error_code ignored;
@@ -650,7 +651,8 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(const Or
   const std::string key = origin.key();
 
   for (int attempt = 0;; ++attempt) {
-    auto acquired = co_await acquire(origin, may_retry, key);
+    // The stale retry always gets the peek: it has no retry of its own.
+    auto acquired = co_await acquire(origin, may_retry && attempt == 0, key);
     if (!acquired) {
       if (acquired.error().category() == client_category()) {
         count_error(static_cast<ClientError>(acquired.error().value()));
@@ -689,6 +691,7 @@ asio::awaitable<boost::system::result<ClientResponse>> ClientImpl::send(const Or
       conn->bytes_received += read;
       bump(counters_.bytes_received, read);
       ec = rec;
+      if (!ec && conn->timed_out) ec = asio::error::timed_out;  // fired as the read completed
       if (ec) break;
       const unsigned status = parser->parser->get().result_int();
       if (status == 101) {
@@ -833,7 +836,7 @@ Client::~Client() { impl_->shutdown(); }
 
 asio::awaitable<boost::system::result<ClientResponse>> Client::send(const Origin& origin,
                                                                     const Request& request,
-                                                                    const RequestEdits& edits) {
+                                                                    RequestEdits edits) {
   auto impl = impl_;
   co_return co_await impl->send(origin, edits, request);
 }
@@ -930,6 +933,7 @@ asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_so
     conn->bytes_received += read;
     internal::ClientImpl::bump(impl->counters_.bytes_received, read);
     if (ec == bh::error::need_buffer) ec = {};
+    if (!ec && conn->timed_out) ec = asio::error::timed_out;  // fired as the read completed
     if (ec) {
       finish(make_error_code(impl->classify(*conn, ec, true)));
       co_return error_;

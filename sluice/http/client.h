@@ -115,11 +115,11 @@ struct ClientOptions {
   size_t max_response_header_bytes = 64 * 1024;
   // Size of the buffer each `read_some` fills (the largest piece it returns).
   size_t read_chunk_bytes = 16 * 1024;
-  // A pooled connection idle for longer than this is checked for a peer close (one
-  // non-blocking peek) before reuse; one idle for less is reused without the system call.
-  // Idempotent requests are covered either way by the stale retry; other methods always get
-  // the check. 0 checks every reuse.
-  Duration liveness_check_after = std::chrono::seconds(1);
+  // A pooled connection idle for longer than this is checked for a peer close or stray bytes
+  // (one non-blocking peek) before reuse; one idle for less is reused without the system call
+  // by idempotent requests (a close meanwhile is covered by the stale retry). Other methods
+  // and the stale retry itself always get the check. 0 checks every reuse.
+  Duration liveness_check_after = std::chrono::milliseconds(250);
 };
 
 enum class ClientError {
@@ -194,9 +194,9 @@ class Client {
   // until the call completes (as they do in `co_await client.send(o, r)`); the response does
   // not refer to them.
   // `edits` change the head as it is formatted (see `RequestEdits`), so a proxy forwards a
-  // request without copying it.
+  // request without copying it; what they view must stay valid like `request`.
   [[nodiscard]] boost::asio::awaitable<boost::system::result<ClientResponse>> send(
-      const Origin& origin, const Request& request, const RequestEdits& edits = {});
+      const Origin& origin, const Request& request, RequestEdits edits = {});
 
   // Closes idle connections that broke a tracker rule (idle time, age, error rate). Call it
   // periodically (e.g. every 30 s); `send` also evicts stale idle connections of its origin.
