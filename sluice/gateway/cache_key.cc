@@ -277,8 +277,7 @@ RequestKey make_key(const http::Request& request, const KeyPolicy& policy, bool 
         std::string hex = sha256_hex(body);
         key_value = "r:" + hex;
         if (describe) {
-          display =
-              "sha256:" + hex + " (raw bytes; not json: " + canonical.error().message() + ")";
+          display = "sha256:" + hex + " (raw bytes; not json: " + canonical.error().message() + ")";
         }
       }
     } else {

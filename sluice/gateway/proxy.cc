@@ -1,5 +1,6 @@
 #include "sluice/gateway/proxy.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -9,11 +10,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
-#include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 
@@ -98,8 +98,8 @@ using http::iequals;
 
 // Seconds with microsecond digits ("0.000037"), without printf's floating-point path.
 std::string format_seconds(Duration d) {
-  const auto us = std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  const auto us =
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count());
   char text[32];
   auto [end, ec] = std::to_chars(text, text + 20, us / 1'000'000);
   *end++ = '.';

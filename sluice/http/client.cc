@@ -59,7 +59,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-
 bool has_line_break(std::string_view s) noexcept {
   // A plain loop: `find_first_of` with a two-character set costs a memchr per character.
   for (const char c : s) {
@@ -244,7 +243,7 @@ struct ClientConnection {
   uint64_t timer_generation = 0;  // of the outstanding wait; older waits are superseded
   bool watching = false;          // a wait is outstanding on `timer`
   bool timed_out = false;
-  TimePoint released_at{};  // when it last went back to the pool (the client's clock)
+  TimePoint released_at{};            // when it last went back to the pool (the client's clock)
   tcp::resolver* resolver = nullptr;  // set while resolving, for `cancel_io`
   bool close_after = false;           // the request asked for `Connection: close`
   uint64_t bytes_sent = 0;            // of the current request

@@ -45,7 +45,6 @@ std::string_view buffer_view(const beast::flat_buffer& b) noexcept {
   return {static_cast<const char*>(b.data().data()), b.size()};
 }
 
-
 error_code not_permitted() noexcept {
   return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
 }

@@ -57,8 +57,8 @@
 #include <vector>
 
 #include "sluice/base/clock.h"
-#include "sluice/http/request_framing.h"
 #include "sluice/http/headers.h"
+#include "sluice/http/request_framing.h"
 
 namespace sluice::http {
 
