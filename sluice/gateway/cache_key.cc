@@ -125,7 +125,10 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-std::string normalize_host(std::string_view host, unsigned default_port) {
+namespace {
+
+// `host` without its port when that is the default one (or empty); still to be lower-cased.
+std::string_view without_default_port(std::string_view host, unsigned default_port) noexcept {
   // The port starts after the last ':' that is not inside an IPv6 literal's brackets.
   size_t colon = host.rfind(':');
   const size_t bracket = host.rfind(']');
@@ -141,7 +144,38 @@ std::string normalize_host(std::string_view host, unsigned default_port) {
       host = host.substr(0, colon);
     }
   }
-  std::string out(host);
+  return host;
+}
+
+// Appends `<name>=<len>:<lower-cased value>;` (the part `append_part` would write for the
+// lower-cased value), without a temporary string.
+void append_part_lower(std::string& key, std::string_view name, std::string_view value) {
+  append_part(key, name, value);
+  const size_t end = key.size() - 1;  // before the ';'
+  for (size_t i = end - value.size(); i < end; ++i) key[i] = lower(key[i]);
+}
+
+// A query that `sort_query` would return unchanged: no empty parameter, names already in
+// order (the sort is stable, so equal names keep their order).
+bool is_sorted_query(std::string_view query) noexcept {
+  if (query.empty()) return true;
+  std::string_view previous;
+  while (true) {
+    const size_t amp = query.find('&');
+    const std::string_view p = query.substr(0, amp);
+    if (p.empty()) return false;
+    const std::string_view name = p.substr(0, p.find('='));
+    if (name < previous) return false;
+    previous = name;
+    if (amp == std::string_view::npos) return true;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+}  // namespace
+
+std::string normalize_host(std::string_view host, unsigned default_port) {
+  std::string out(without_default_port(host, default_port));
   for (char& c : out) c = lower(c);
   return out;
 }
@@ -224,18 +258,27 @@ RequestKey make_key(const http::Request& request, const KeyPolicy& policy, bool 
   add("method", request.method_string(), as_is(request.method_string()));
 
   const Target t = split_target(request.target());
-  std::string host;
+  std::string_view host;  // not yet lower-cased
   if (t.absolute) {
-    host = normalize_host(t.authority, t.https ? 443 : 80);
+    host = without_default_port(t.authority, t.https ? 443 : 80);
   } else {
     const auto it = request.find(bh::field::host);
-    if (it != request.end()) host = normalize_host(it->value(), policy.default_port);
+    if (it != request.end()) host = without_default_port(it->value(), policy.default_port);
   }
-  add("host", host, as_is(host));
+  append_part_lower(key, "host", host);
+  if (describe) {
+    std::string lowered(host);
+    for (char& c : lowered) c = lower(c);
+    rk.parts.push_back(KeyPart{"host", std::move(lowered)});
+  }
   add("path", t.path, as_is(t.path));
   if (policy.include_query) {
-    const std::string q = sort_query(t.query);
-    add("query", q, as_is(q));
+    if (is_sorted_query(t.query)) {
+      add("query", t.query, as_is(t.query));  // the common case: nothing to sort or drop
+    } else {
+      const std::string q = sort_query(t.query);
+      add("query", q, as_is(q));
+    }
   }
 
   std::string value;
