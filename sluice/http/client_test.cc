@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -573,6 +574,50 @@ TEST(Client, IdleConnectionsLeaveNoTimerBehindWhenNothingIsInFlight) {
   // the ready handlers ran, the context has no work left and stops by itself.
   ioc.poll();
   EXPECT_TRUE(ioc.stopped());
+}
+
+TEST(Client, RequestEditsReplaceAndDropFieldsAsTheHeadIsFormatted) {
+  asio::io_context ioc;
+  std::string seen;  // the head the upstream received
+  RawUpstream upstream(ioc, [&seen](tcp::socket s, int) -> asio::awaitable<void> {
+    std::string buffer;
+    auto [ec, n] =
+        co_await asio::async_read_until(s, asio::dynamic_buffer(buffer), "\r\n\r\n", kUseTuple);
+    if (ec) co_return;
+    seen = buffer.substr(0, n);
+    co_await write(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    co_await drain(s);
+  });
+  Client client(ioc.get_executor(), {});
+  run(ioc, [&]() -> asio::awaitable<void> {
+    Request req = get("/edited");
+    req.set(bh::field::host, "client.example");
+    req.set("x-forwarded-for", "10.0.0.1");
+    req.set(bh::field::expect, "100-continue");
+    req.set("X-Kept", "yes");
+    const std::array<HeaderView, 2> set{HeaderView{"Host", "upstream.example"},
+                                        HeaderView{"X-Forwarded-For", "10.0.0.1, 127.0.0.1"}};
+    const std::array<bh::field, 1> drop{bh::field::expect};
+    auto r = co_await client.send(upstream.origin(), req, RequestEdits{set, drop});
+    CO_ASSERT_OK(r);
+    CO_ASSERT_TRUE(co_await r->read_all(16));
+    // The request itself is unchanged.
+    EXPECT_EQ(req[bh::field::host], "client.example");
+  });
+  const auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = seen.find(needle); at != std::string::npos; at = seen.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("GET /edited HTTP/1.1\r\n"), 1u) << seen;
+  EXPECT_EQ(count("Host: upstream.example\r\n"), 1u) << seen;
+  EXPECT_EQ(count("client.example"), 0u) << seen;  // replaced, and no second Host added
+  EXPECT_EQ(count("X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"), 1u) << seen;
+  EXPECT_EQ(count("x-forwarded-for"), 0u) << seen;
+  EXPECT_EQ(count("100-continue"), 0u) << seen;
+  EXPECT_EQ(count("X-Kept: yes\r\n"), 1u) << seen;
 }
 
 TEST(Client, PoolLimitFailsFastWithoutWait) {

@@ -42,5 +42,32 @@ TEST(StripHopByHopTest, LeavesEndToEndHeadersAlone) {
   EXPECT_EQ(f["Content-Length"], "5");
 }
 
+TEST(HopByHopTest, NamesTheFixedSetAndConnectionNamedHeadersCaseInsensitively) {
+  bh::fields f;
+  f.set("Connection", "close, X-Secret");
+  f.set("x-secret", "1");
+  f.set("Keep-Alive", "timeout=5");
+  f.set("X-Kept", "2");
+  const HopByHop hop(f);
+  size_t hop_fields = 0;
+  for (const auto& field : f) {
+    if (hop(field)) {
+      ++hop_fields;
+      EXPECT_NE(field.name_string(), "X-Kept");
+    }
+  }
+  EXPECT_EQ(hop_fields, 3u);  // Connection, Keep-Alive, x-secret
+  EXPECT_TRUE(HopByHop::fixed(bh::field::transfer_encoding));
+  EXPECT_FALSE(HopByHop::fixed(bh::field::content_type));
+}
+
+TEST(IequalsTest, AsciiCaseInsensitive) {
+  EXPECT_TRUE(iequals("Content-Type", "content-type"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("X-A", "X-B"));
+  EXPECT_FALSE(iequals("X-A", "X-AB"));
+  EXPECT_FALSE(iequals("[", "{"));  // differ only by the 0x20 bit, but are not letters
+}
+
 }  // namespace
 }  // namespace sluice::http

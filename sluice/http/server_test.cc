@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -502,6 +503,44 @@ TEST_F(ServerTest, HopByHopHeadersAreStrippedBeforeTheHandler) {
   ASSERT_TRUE(r2);
   EXPECT_EQ(r2->header("connection"), "close");
   EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, HeadViewSendsStoredFieldsWithExtrasReplacingThemAndNoHopByHop) {
+  // A stored head (as a cache or an upstream gives it) sent without a copy.
+  static const bh::fields stored = [] {
+    bh::fields f;
+    f.set("Content-Type", "application/json");
+    f.set("X-Cache", "MISS");  // replaced by the extra field
+    f.set("Connection", "X-Secret");
+    f.set("X-Secret", "1");          // named by Connection: hop-by-hop
+    f.set("Content-Length", "999");  // the writer frames the body itself
+    f.set("ETag", "\"v1\"");
+    return f;
+  }();
+  start(test_options(), [](Request&, ResponseWriter& w) -> asio::awaitable<void> {
+    const std::array<HeaderView, 2> extra{HeaderView{"x-cache", "HIT"}, HeaderView{"Age", "3"}};
+    const HeadView head{stored, extra, true};
+    const std::string_view body = "{}";
+    (void)co_await w.send(bh::status::ok, head, body);
+  });
+  RawClient c(port());
+  c.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+  const std::string raw = c.read_until_close();
+  const auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = raw.find(needle); at != std::string::npos; at = raw.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("Content-Type: application/json\r\n"), 1u) << raw;
+  EXPECT_EQ(count("ETag: \"v1\"\r\n"), 1u) << raw;
+  EXPECT_EQ(count("x-cache: HIT\r\n"), 1u) << raw;
+  EXPECT_EQ(count("X-Cache"), 0u) << raw;  // the stored one was replaced
+  EXPECT_EQ(count("Age: 3\r\n"), 1u) << raw;
+  EXPECT_EQ(count("X-Secret"), 0u) << raw;
+  EXPECT_EQ(count("Content-Length: 2\r\n"), 1u) << raw;
+  EXPECT_EQ(count("999"), 0u) << raw;
+  EXPECT_EQ(count("Connection: close\r\n"), 1u) << raw;  // the writer's own, not the stored
+  EXPECT_EQ(raw.substr(raw.size() - 2), "{}") << raw;
 }
 
 TEST_F(ServerTest, HeaderTimeoutCutsASlowlorisWith408) {
