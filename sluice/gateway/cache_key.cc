@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 
 #include "sluice/base/check.h"
 #include "sluice/gateway/canonical_json.h"
@@ -54,14 +55,22 @@ bool iequals_prefix(std::string_view s, std::string_view lower_prefix) noexcept 
 
 // Appends `<name>=<len>:<value>;`.
 void append_part(std::string& key, std::string_view name, std::string_view value) {
-  char len[24];
-  const auto r = std::to_chars(len, len + sizeof len, value.size());
-  key.append(name);
-  key.push_back('=');
-  key.append(len, r.ptr);
-  key.push_back(':');
-  key.append(value);
-  key.push_back(';');
+  // "<name>=<len>:" is formatted on the stack and appended at once (names are short).
+  char prefix[64];
+  if (name.size() + 24 > sizeof prefix) {
+    key.append(name).push_back('=');
+    char len[24];
+    const auto r = std::to_chars(len, len + sizeof len, value.size());
+    key.append(len, r.ptr).push_back(':');
+  } else {
+    std::memcpy(prefix, name.data(), name.size());
+    char* at = prefix + name.size();
+    *at++ = '=';
+    at = std::to_chars(at, prefix + sizeof prefix, value.size()).ptr;
+    *at++ = ':';
+    key.append(prefix, at);
+  }
+  key.append(value).push_back(';');
 }
 
 // Splits a request target into authority (absolute-form only), path and query.

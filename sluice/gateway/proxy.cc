@@ -1111,10 +1111,12 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       coalescable_method && rc.cache && r.config->cache.enabled && request_decision.may_store;
   // A conditional or partial request asks for an answer of its own (a 304 or 206 must not
   // reach a waiter that asked for the whole body): it goes upstream alone.
-  const bool own_answer = request.count(bh::field::range) > 0 ||
-                          request.count(bh::field::if_range) > 0 ||
-                          request.count(bh::field::if_none_match) > 0 ||
-                          request.count(bh::field::if_modified_since) > 0;
+  // One pass over the (few) fields, not four lookups.
+  const bool own_answer = std::any_of(request.begin(), request.end(), [](const auto& field) {
+    const bh::field name = field.name();
+    return name == bh::field::range || name == bh::field::if_range ||
+           name == bh::field::if_none_match || name == bh::field::if_modified_since;
+  });
   const bool coalescable =
       coalescable_method && rc.coalesce && request_decision.may_store && !own_answer;
 

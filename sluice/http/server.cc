@@ -19,6 +19,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/system/errc.hpp>
 #include <charconv>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <string>
@@ -43,6 +44,21 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 std::string_view buffer_view(const beast::flat_buffer& b) noexcept {
   return {static_cast<const char*>(b.data().data()), b.size()};
+}
+
+// Appends "<name>: <value>\r\n" with one size change instead of four appends.
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  const size_t at = out.size();
+  out.resize(at + name.size() + value.size() + 4);
+  char* p = out.data() + at;
+  std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
 }
 
 error_code not_permitted() noexcept {
@@ -721,11 +737,9 @@ void ResponseWriter::format_head(bh::status status, const HeadView& head,
                     [&](const HeaderView& e) { return iequals(e.name, name); })) {
       continue;  // replaced by an extra field
     }
-    out.append(name).append(": ", 2).append(field.value()).append("\r\n", 2);
+    append_field(out, name, field.value());
   }
-  for (const HeaderView& e : head.extra) {
-    out.append(e.name).append(": ", 2).append(e.value).append("\r\n", 2);
-  }
+  for (const HeaderView& e : head.extra) append_field(out, e.name, e.value);
   if (bodiless_status) {
     framing_ = Framing::kNone;
   } else if (content_length) {
