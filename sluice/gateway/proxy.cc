@@ -949,7 +949,14 @@ asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter&
   const http::HeadView head{c.headers, std::span(extra.data(), n)};
   r.status = c.status;
   error_code ec;
-  if (c.body.size() <= 64 * 1024) {
+  if (r.request->method() == bh::verb::head) {
+    // The length a GET would get: a stored HEAD answer has no body but keeps the upstream's
+    // Content-Length.
+    const std::optional<uint64_t> length =
+        c.body.empty() ? declared_length(c.headers) : std::optional<uint64_t>(c.body.size());
+    ec = co_await w.write_head(static_cast<bh::status>(c.status), head, length);
+    if (!ec) ec = co_await w.finish();
+  } else if (c.body.size() <= 64 * 1024) {
     r.bytes_out += c.body.size();
     const std::string_view body = c.body;
     ec = co_await w.send(static_cast<bh::status>(c.status), head, body);
@@ -983,6 +990,18 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     extra[n] = {"X-Process-Time", process_time};
     return http::HeadView{upstream_head, std::span(extra.data(), n + 1), true};
   };
+  if (r.request->method() == bh::verb::head) {
+    // No body follows; the head declares the length a GET would get.
+    const http::HeadView head_only = head();
+    error_code ec = co_await w.write_head(static_cast<bh::status>(r.status), head_only, length);
+    if (!ec) ec = co_await w.finish();
+    if (ec) bump(counters_.client_disconnects);
+    while (!response.done()) {  // lets the upstream connection go back to its pool
+      auto piece = co_await response.read_some();
+      if (!piece || piece->empty()) break;
+    }
+    co_return;
+  }
   if (length && *length <= kSmallBody && prefix.empty()) {
     // A small body of declared length goes out in one write with its head (one syscall, as
     // for a cached answer), and an upstream that fails before its end still gets a 502.

@@ -195,6 +195,31 @@ TEST_F(GatewayE2E, EveryAdminReadEndpointAnswersAfterTraffic) {
   EXPECT_EQ(http_get(gateway_.port, "/admin-probe?cc=max-age%3D60").status, 200u);
 }
 
+TEST_F(GatewayE2E, HeadDeclaresTheUpstreamsLengthOnMissAndOnHit) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  HttpRequest head;
+  head.method = "HEAD";
+  head.target = "/head-length?cc=max-age%3D60";
+  const HttpResponse direct = http_request(sim_.port, head);
+  ASSERT_EQ(direct.status, 200u) << direct.ec.message();
+  const std::string expected = direct.header("Content-Length");
+  ASSERT_FALSE(expected.empty());
+  ASSERT_NE(expected, "0");
+  const HttpResponse miss = http_request(gateway_.port, head);
+  ASSERT_EQ(miss.status, 200u) << miss.ec.message();
+  EXPECT_EQ(miss.header("X-Cache"), "MISS");
+  EXPECT_EQ(miss.header("Content-Length"), expected);
+  EXPECT_TRUE(miss.body.empty());
+  const HttpResponse hit = http_request(gateway_.port, head);
+  ASSERT_EQ(hit.status, 200u) << hit.ec.message();
+  EXPECT_EQ(hit.header("X-Cache"), "HIT");
+  EXPECT_EQ(hit.header("Content-Length"), expected);
+  EXPECT_TRUE(hit.body.empty());
+  // The connection survived the bodiless answers: a GET on the gateway still works.
+  EXPECT_EQ(http_get(gateway_.port, "/head-length?cc=max-age%3D60").status, 200u);
+}
+
 TEST_F(GatewayE2E, StaleAnswerWithAnEtagIsRevalidatedNotRefetched) {
   start_quick();
   ASSERT_NE(gateway_.port, 0);
