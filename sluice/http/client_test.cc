@@ -495,12 +495,13 @@ asio::awaitable<void> close_after_one_script(tcp::socket s, int index) {
   co_await drain(s);
 }
 
-// Two GETs with a pause between them, long enough for connection 0's close to arrive.
-void two_gets_across_a_close(asio::io_context& ioc, Client& client, const Origin& origin,
-                             base::ManualClock* clock) {
+// Two requests with a pause between them, long enough for connection 0's close to arrive;
+// `clock` (when given) is moved past the liveness window during the pause.
+void two_requests_across_a_close(asio::io_context& ioc, Client& client, const Origin& origin,
+                                 base::ManualClock* clock, bh::verb method = bh::verb::get) {
   run(ioc, [&]() -> asio::awaitable<void> {
     for (int i = 0; i < 2; ++i) {
-      auto r = co_await client.send(origin, get("/"));
+      auto r = co_await client.send(origin, get("/", method));
       CO_ASSERT_OK(r);
       auto body = co_await r->read_all(16);
       CO_ASSERT_TRUE(body);
@@ -516,8 +517,8 @@ TEST(Client, ConnectionIdleLongerThanTheCheckIsPeekedBeforeReuse) {
   asio::io_context ioc;
   RawUpstream upstream(ioc, close_after_one_script);
   base::ManualClock clock;
-  Client client(ioc.get_executor(), {}, clock);  // liveness_check_after = 1 s; idle 2 s
-  two_gets_across_a_close(ioc, client, upstream.origin(), &clock);
+  Client client(ioc.get_executor(), {}, clock);  // liveness_check_after 250 ms; idle 2 s
+  two_requests_across_a_close(ioc, client, upstream.origin(), &clock);
   const auto s = client.stats();
   EXPECT_EQ(s.stale_closed, 1u);  // found closed by the peek, never written to
   EXPECT_EQ(s.stale_retries, 0u);
@@ -530,7 +531,7 @@ TEST(Client, RecentlyUsedConnectionIsReusedWithoutThePeekAndTheGetRetried) {
   RawUpstream upstream(ioc, close_after_one_script);
   base::ManualClock clock;  // does not move: the connection was released "just now"
   Client client(ioc.get_executor(), {}, clock);
-  two_gets_across_a_close(ioc, client, upstream.origin(), nullptr);
+  two_requests_across_a_close(ioc, client, upstream.origin(), nullptr);
   const auto s = client.stats();
   EXPECT_EQ(s.stale_closed, 0u);
   EXPECT_EQ(s.stale_retries, 1u);  // the write went to the closed connection; retried fresh
@@ -541,17 +542,9 @@ TEST(Client, RecentlyUsedConnectionIsReusedWithoutThePeekAndTheGetRetried) {
 TEST(Client, NonIdempotentRequestsAlwaysGetThePeek) {
   asio::io_context ioc;
   RawUpstream upstream(ioc, close_after_one_script);
-  base::ManualClock clock;
+  base::ManualClock clock;  // does not move: only the method asks for the peek
   Client client(ioc.get_executor(), {}, clock);
-  run(ioc, [&]() -> asio::awaitable<void> {
-    for (int i = 0; i < 2; ++i) {
-      auto r = co_await client.send(upstream.origin(), get("/", bh::verb::post));
-      CO_ASSERT_OK(r);
-      CO_ASSERT_TRUE(co_await r->read_all(16));
-      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
-      (void)co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-  });
+  two_requests_across_a_close(ioc, client, upstream.origin(), nullptr, bh::verb::post);
   const auto s = client.stats();
   EXPECT_EQ(s.stale_closed, 1u);
   EXPECT_EQ(s.upstream_resets, 0u);
