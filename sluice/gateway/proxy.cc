@@ -12,7 +12,6 @@
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <optional>
