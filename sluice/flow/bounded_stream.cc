@@ -77,7 +77,7 @@ BoundedStream::~BoundedStream() = default;
 asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::string chunk) {
   {
     std::lock_guard lock(mu_);
-    const Decision d = try_push_locked(chunk, clock_.now(), /*first_attempt=*/true);
+    const Decision d = try_push_locked(chunk, clock_.now(), Attempt::first);
     if (d.done) co_return d.result();
   }
   // No room under block_producer: suspend. The initiation decides again under the lock, since
@@ -89,7 +89,7 @@ asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::str
             PushOp op(std::move(handler));
             std::lock_guard lock(mu_);
             const TimePoint now = clock_.now();
-            const Decision d = try_push_locked(chunk, now, /*first_attempt=*/false);
+            const Decision d = try_push_locked(chunk, now, Attempt::again);
             if (d.done) {
               op.complete(d.ec, d.outcome);
               return;
@@ -106,8 +106,15 @@ asio::awaitable<boost::system::result<PushOutcome>> BoundedStream::push(std::str
   co_return outcome;
 }
 
+boost::system::result<PushOutcome> BoundedStream::offer(std::string chunk) {
+  std::lock_guard lock(mu_);
+  const Decision d = try_push_locked(chunk, clock_.now(), Attempt::first);
+  if (!d.done) return make_error_code(Errc::would_block);  // push() would suspend here
+  return d.result();
+}
+
 BoundedStream::Decision BoundedStream::try_push_locked(std::string& chunk, TimePoint now,
-                                                       bool first_attempt) {
+                                                       Attempt attempt) {
   if (failure_) return Decision::fail(failure_);
   if (closed_) return Decision::fail(Errc::stream_closed);
   if (chunk.size() > options_.max_buffered_bytes) {
@@ -121,7 +128,7 @@ BoundedStream::Decision BoundedStream::try_push_locked(std::string& chunk, TimeP
     update_state_locked(now);
     return Decision::ok(PushOutcome::queued);
   }
-  if (first_attempt) ++stats_.overflow_count;  // a push re-decided when suspending counts once
+  if (attempt == Attempt::first) ++stats_.overflow_count;  // a suspending push counts once
   switch (options_.overflow) {
     case OverflowPolicy::block_producer:
       return Decision::wait();
@@ -196,6 +203,16 @@ asio::awaitable<boost::system::result<std::string>> BoundedStream::pop() {
       token);
   if (ec) co_return ec;
   co_return std::move(out);
+}
+
+boost::system::result<std::string> BoundedStream::try_pop() {
+  std::lock_guard lock(mu_);
+  if (!poppers_.empty()) return make_error_code(Errc::would_block);  // they come first
+  std::string chunk;
+  error_code ec;
+  if (!try_pop_locked(chunk, ec, clock_.now())) return make_error_code(Errc::would_block);
+  if (ec) return ec;
+  return chunk;
 }
 
 bool BoundedStream::try_pop_locked(std::string& out, error_code& ec, TimePoint now) {

@@ -24,9 +24,14 @@
 // push's chunk is not queued) and the stream stays usable. `cancel()` ends the stream for both
 // sides.
 //
-// Cost: an uncontended push or pop that need not wait is one mutex lock and a deque operation,
-// and does not suspend. Lifetime: destroy the stream only once no operation is pending on it
-// (pending waiters are destroyed with it, and with them their suspended coroutines).
+// `offer()` is the non-suspending push, callable from plain code on any thread (a publisher
+// fanning one event out to many subscribers' streams): the same decision as `push()` under
+// every policy, except that where `push()` would suspend (block_producer, no room) it returns
+// `Errc::would_block` and queues nothing.
+//
+// Cost: an uncontended push, offer or pop that need not wait is one mutex lock and a deque
+// operation, and does not suspend. Lifetime: destroy the stream only once no operation is pending
+// on it (pending waiters are destroyed with it, and with them their suspended coroutines).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -61,9 +66,10 @@ enum class StreamState {
 
 [[nodiscard]] std::string_view to_string(StreamState state) noexcept;
 
-// What `push()` does when the chunk does not fit.
+// What `push()` (and `offer()`) does when the chunk does not fit.
 enum class OverflowPolicy {
-  // The producer's `co_await push()` suspends until the consumer makes room (lossless).
+  // The producer's `co_await push()` suspends until the consumer makes room (lossless);
+  // `offer()` returns `Errc::would_block` instead and queues nothing.
   block_producer,
   // The oldest buffered chunks are discarded until the new one fits (live feeds).
   drop_oldest,
@@ -110,7 +116,7 @@ class BoundedStream {
     uint64_t bytes_produced = 0;      // their bytes
     uint64_t chunks_consumed = 0;     // chunks handed to the consumer
     uint64_t bytes_consumed = 0;      // their bytes
-    uint64_t overflow_count = 0;      // pushes that found no room (any policy)
+    uint64_t overflow_count = 0;      // pushes and offers that found no room (any policy)
     uint64_t dropped_chunks = 0;      // chunks discarded by drop_oldest / drop_newest
     uint64_t dropped_bytes = 0;       // their bytes
     uint64_t discarded_chunks = 0;    // chunks thrown away when the stream failed or was cancelled
@@ -141,9 +147,23 @@ class BoundedStream {
   // stream_overflow (policy fail), chunk_too_large, operation_aborted (this wait cancelled).
   [[nodiscard]] boost::asio::awaitable<boost::system::result<PushOutcome>> push(std::string chunk);
 
+  // Producer, never suspends: decides as `push()` does, under the same lock. Under drop_oldest,
+  // drop_newest and fail the result is exactly `push()`'s; under block_producer a chunk that
+  // does not fit now, or that would queue behind suspended pushes (first come, first served),
+  // is not queued and the result is `Errc::would_block` (the chunk is lost: keep a copy to
+  // retry). A waiting consumer is resumed as by `push()`, posted to its own executor. Errors:
+  // stream_closed, the cancel reason, stream_overflow (policy fail), chunk_too_large,
+  // would_block.
+  [[nodiscard]] boost::system::result<PushOutcome> offer(std::string chunk);
+
   // Consumer: the next chunk, in order. Errors: end_of_stream (closed and drained), the cancel
   // reason, stream_overflow, operation_aborted (this wait cancelled).
   [[nodiscard]] boost::asio::awaitable<boost::system::result<std::string>> pop();
+
+  // Consumer, never suspends: the next chunk if one is buffered now. Errors as `pop()`, and
+  // `Errc::would_block` when nothing is buffered (or other consumers are already waiting).
+  // A consumer drains a burst with it (e.g. to write several chunks in one syscall).
+  [[nodiscard]] boost::system::result<std::string> try_pop();
 
   // Producer: no more chunks. The consumer drains what is buffered, then gets end_of_stream.
   // Pushes pending at this moment fail with stream_closed. Idempotent.
@@ -166,9 +186,13 @@ class BoundedStream {
     PushOp op;
   };
   struct Decision;
+  // Whether a push is decided for the first time (its overflow is counted) or again, when it
+  // is about to suspend (already counted).
+  enum class Attempt { first, again };
 
   // Each *_locked function requires mu_ held.
-  Decision try_push_locked(std::string& chunk, TimePoint now, bool first_attempt);
+  // The one decision of push and offer: queue, drop, fail, or (block_producer) wait.
+  Decision try_push_locked(std::string& chunk, TimePoint now, Attempt attempt);
   bool try_pop_locked(std::string& out, boost::system::error_code& ec, TimePoint now);
   bool fits_locked(size_t bytes) const noexcept;
   void enqueue_locked(std::string chunk);

@@ -408,6 +408,181 @@ TEST(BoundedStream, BytesDriveTheStateAndASuspendedProducerMeansBlocked) {
   EXPECT_EQ(s.state, StreamState::normal);
 }
 
+// ---------------------------------------------------------------------------------------------
+// offer(): the non-suspending push
+
+TEST(BoundedStream, OfferUnderBlockProducerRefusesWithWouldBlockAndQueuesNothing) {
+  asio::io_context io;
+  BoundedStream stream({.buffer_size = 2, .max_buffered_bytes = 100});
+  EXPECT_EQ(stream.offer("1").value(), PushOutcome::queued);
+  EXPECT_EQ(stream.offer("2").value(), PushOutcome::queued);
+  EXPECT_EQ(stream.offer("3").error(), Errc::would_block);
+  auto s = stream.stats();
+  EXPECT_EQ(s.buffered_chunks, 2u);
+  EXPECT_EQ(s.chunks_produced, 2u);
+  EXPECT_EQ(s.overflow_count, 1u);
+  EXPECT_EQ(s.dropped_chunks, 0u);
+  EXPECT_EQ(s.pending_pushes, 0u);  // nothing waits
+  EXPECT_FALSE(s.failed);
+  EXPECT_EQ(pop_now(io, stream).value(), "1");
+  EXPECT_EQ(stream.offer("4").value(), PushOutcome::queued);  // room again
+  stream.close();
+  EXPECT_EQ(pop_now(io, stream).value(), "2");
+  EXPECT_EQ(pop_now(io, stream).value(), "4");
+  EXPECT_EQ(pop_now(io, stream).error(), Errc::end_of_stream);
+}
+
+TEST(BoundedStream, TryPopTakesWhatIsBufferedAndNeverWaits) {
+  asio::io_context io;
+  BoundedStream stream({.buffer_size = 4, .max_buffered_bytes = 100});
+  EXPECT_EQ(stream.try_pop().error(), Errc::would_block);  // empty: no wait, no error state
+  ASSERT_TRUE(stream.offer("a").has_value());
+  ASSERT_TRUE(stream.offer("b").has_value());
+  EXPECT_EQ(stream.try_pop().value(), "a");
+  EXPECT_EQ(stream.try_pop().value(), "b");
+  EXPECT_EQ(stream.try_pop().error(), Errc::would_block);
+  ASSERT_TRUE(stream.offer("c").has_value());
+  stream.close();
+  EXPECT_EQ(stream.try_pop().value(), "c");  // drains what was buffered before the end
+  EXPECT_EQ(stream.try_pop().error(), Errc::end_of_stream);
+  EXPECT_EQ(stream.stats().chunks_consumed, 3u);
+  BoundedStream failed(
+      {.buffer_size = 1, .max_buffered_bytes = 100, .overflow = OverflowPolicy::fail});
+  ASSERT_TRUE(failed.offer("x").has_value());
+  EXPECT_EQ(failed.offer("y").error(), Errc::stream_overflow);
+  EXPECT_EQ(failed.try_pop().error(), Errc::stream_overflow);
+}
+
+TEST(BoundedStream, OfferUnderBlockProducerDoesNotOvertakeASuspendedPush) {
+  asio::io_context io;
+  BoundedStream stream({.buffer_size = 10, .max_buffered_bytes = 10});
+  ASSERT_TRUE(push_now(io, stream, std::string(8, 'a')));
+  std::optional<boost::system::result<PushOutcome>> waiting;
+  spawn(io, [&]() -> asio::awaitable<void> { waiting = co_await stream.push("bbbbb"); });
+  io.restart();
+  io.poll();
+  ASSERT_FALSE(waiting.has_value());
+  // One byte would fit, but a producer waits: first come, first served.
+  EXPECT_EQ(stream.offer("c").error(), Errc::would_block);
+  EXPECT_EQ(pop_now(io, stream).value(), std::string(8, 'a'));
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(waiting->value(), PushOutcome::queued);
+  EXPECT_EQ(stream.offer("c").value(), PushOutcome::queued);
+  EXPECT_EQ(pop_now(io, stream).value(), "bbbbb");
+  EXPECT_EQ(pop_now(io, stream).value(), "c");
+}
+
+TEST(BoundedStream, OfferUnderDropOldestKeepsTheNewestChunks) {
+  asio::io_context io;
+  BoundedStream stream(
+      {.buffer_size = 3, .max_buffered_bytes = 10, .overflow = OverflowPolicy::drop_oldest});
+  for (const char* c : {"1", "2", "3"}) EXPECT_EQ(stream.offer(c).value(), PushOutcome::queued);
+  EXPECT_EQ(stream.offer("4").value(), PushOutcome::queued_after_dropping_oldest);
+  // By bytes: 9 more bytes fit only once "2" and "3" are gone.
+  EXPECT_EQ(stream.offer("555555555").value(), PushOutcome::queued_after_dropping_oldest);
+  auto s = stream.stats();
+  EXPECT_EQ(s.dropped_chunks, 3u);
+  EXPECT_EQ(s.dropped_bytes, 3u);
+  EXPECT_EQ(s.overflow_count, 2u);
+  EXPECT_EQ(s.buffered_bytes, 10u);
+  EXPECT_EQ(pop_now(io, stream).value(), "4");
+  EXPECT_EQ(pop_now(io, stream).value(), "555555555");
+}
+
+TEST(BoundedStream, OfferUnderDropNewestDiscardsTheNewChunk) {
+  asio::io_context io;
+  BoundedStream stream({.buffer_size = 2, .overflow = OverflowPolicy::drop_newest});
+  ASSERT_TRUE(stream.offer("1"));
+  ASSERT_TRUE(stream.offer("2"));
+  EXPECT_EQ(stream.offer("3").value(), PushOutcome::dropped);
+  EXPECT_EQ(stream.stats().dropped_chunks, 1u);
+  EXPECT_EQ(pop_now(io, stream).value(), "1");
+  EXPECT_EQ(stream.offer("4").value(), PushOutcome::queued);
+  EXPECT_EQ(pop_now(io, stream).value(), "2");
+  EXPECT_EQ(pop_now(io, stream).value(), "4");
+}
+
+TEST(BoundedStream, OfferUnderFailEndsTheStreamForBothSides) {
+  asio::io_context io;
+  BoundedStream stream({.buffer_size = 1, .overflow = OverflowPolicy::fail});
+  ASSERT_TRUE(stream.offer("1"));
+  EXPECT_EQ(stream.offer("2").error(), Errc::stream_overflow);
+  EXPECT_EQ(stream.offer("3").error(), Errc::stream_overflow);
+  EXPECT_EQ(pop_now(io, stream).error(), Errc::stream_overflow);
+  const auto s = stream.stats();
+  EXPECT_TRUE(s.failed);
+  EXPECT_EQ(s.discarded_chunks, 1u);
+  EXPECT_EQ(s.overflow_count, 1u);
+}
+
+TEST(BoundedStream, OfferReportsClosedCancelledAndTooLarge) {
+  BoundedStream stream({.max_buffered_bytes = 4});
+  EXPECT_EQ(stream.offer("12345").error(), Errc::chunk_too_large);
+  EXPECT_EQ(stream.stats().rejected_chunks, 1u);
+  stream.close();
+  EXPECT_EQ(stream.offer("1").error(), Errc::stream_closed);
+  BoundedStream cancelled({});
+  cancelled.cancel(asio::error::connection_reset);
+  EXPECT_EQ(cancelled.offer("1").error(), asio::error::connection_reset);
+}
+
+// A consumer suspended in pop() is resumed by an offer through its executor (posted, never
+// inline): nothing runs until its io_context does.
+TEST(BoundedStream, OfferResumesAWaitingConsumerOnItsExecutor) {
+  asio::io_context io;
+  BoundedStream stream({});
+  std::optional<boost::system::result<std::string>> got;
+  spawn(io, [&]() -> asio::awaitable<void> { got = co_await stream.pop(); });
+  io.poll();
+  ASSERT_EQ(stream.stats().pending_pops, 1u);
+  EXPECT_EQ(stream.offer("hello").value(), PushOutcome::queued);
+  EXPECT_FALSE(got.has_value());  // posted, not run inline by offer()
+  EXPECT_EQ(stream.stats().pending_pops, 0u);
+  io.restart();
+  io.poll();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value(), "hello");
+}
+
+// Offers from a plain thread (no coroutine) to a consumer on another thread's io_context.
+TEST(BoundedStream, OfferFromAPlainThreadToACoroutineConsumer) {
+  constexpr int kChunks = 5000;
+  asio::io_context consumer_io;
+  BoundedStream stream({.buffer_size = 8});
+  int received = 0;
+  bool in_order = true;
+  spawn(consumer_io, [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto r = co_await stream.pop();
+      if (!r) break;
+      in_order = in_order && *r == std::to_string(received);
+      ++received;
+    }
+  });
+  std::thread consumer([&] { consumer_io.run(); });
+  uint64_t refused = 0;
+  for (int i = 0; i < kChunks;) {
+    auto r = stream.offer(std::to_string(i));
+    if (r) {
+      ++i;
+    } else {
+      if (r.error() != Errc::would_block) {
+        ADD_FAILURE() << r.error().message();
+        stream.cancel();
+        break;
+      }
+      ++refused;
+      std::this_thread::yield();
+    }
+  }
+  stream.close();
+  consumer.join();
+  EXPECT_EQ(received, kChunks);
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(stream.stats().overflow_count, refused);
+  EXPECT_LE(stream.stats().max_buffered_chunks, 8u);
+}
+
 // Producer and consumer on two io_contexts run by two threads (run under TSan in CI). The
 // consumer's io_context has no other work: the pending pop's work guard keeps it running.
 TEST(BoundedStream, CrossThreadProducerAndConsumer) {

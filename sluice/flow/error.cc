@@ -26,6 +26,8 @@ class FlowCategory final : public boost::system::error_category {
         return "semaphore closed";
       case Errc::over_limit:
         return "concurrency limit reached";
+      case Errc::would_block:
+        return "stream buffer full: the chunk was not queued (offer under block_producer)";
     }
     return "unknown sluice.flow error";
   }

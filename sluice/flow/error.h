@@ -27,6 +27,9 @@ enum class Errc {
   semaphore_closed,
   // `AdaptiveLimiter::try_acquire()`: in-flight requests already reach the current limit.
   over_limit,
+  // `BoundedStream::offer()` under `OverflowPolicy::block_producer`: the chunk does not fit now
+  // (or producers are already waiting); it was not queued. A `push()` would have suspended.
+  would_block,
 };
 
 // The category of `Errc` ("sluice.flow").

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <charconv>
 #include <chrono>
 
 #include "sluice/gateway/gateway.h"
@@ -97,6 +98,24 @@ boost::json::object cache_json(Gateway& g) {
   o["invalidations"] = p.invalidations;
   o["vary_mismatch"] = p.vary_mismatch;
   return o;
+}
+
+// The `limit` query parameter of a listing, in [1, 100000]; `fallback` when absent.
+boost::system::result<size_t, std::string> list_limit(std::string_view target, size_t fallback) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::string("the target is not a valid URL");
+  for (const auto& param : url->params()) {
+    if (param.key != "limit")
+      return "unknown parameter '" + std::string(param.key) + "' (use limit)";
+    size_t n = 0;
+    const std::string& v = param.value;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || end != v.data() + v.size() || n < 1 || n > 100000) {
+      return "limit must be an integer in [1, 100000], found '" + v + "'";
+    }
+    fallback = n;
+  }
+  return fallback;
 }
 
 // Builds the request to explain from the admin request: query parameters for GET, a JSON
@@ -226,6 +245,24 @@ Reply route(Gateway& g, http::Request& request) {
     boost::json::object o;
     o["upstreams"] = g.proxy().upstreams_json();
     return json_reply(o);
+  }
+  if (path == "/admin/streams") {
+    if (auto r = only(get)) return *r;
+    const auto limit = list_limit(target, 1000);
+    if (!limit) return error_reply(bh::status::bad_request, "bad_query", limit.error());
+    return json_reply(g.proxy().streams_json(*limit));
+  }
+  if (path == "/admin/broadcast") {
+    if (auto r = only(get)) return *r;
+    const auto limit = list_limit(target, 100);
+    if (!limit) return error_reply(bh::status::bad_request, "bad_query", limit.error());
+    auto o = g.proxy().broadcast_json(*limit);
+    if (!o) {
+      return error_reply(bh::status::not_found, "broadcast_disabled",
+                         "the SSE broadcaster is off (set [broadcast] enabled or "
+                         "--broadcast-prefix)");
+    }
+    return json_reply(*o);
   }
   if (path == "/admin/pools") {
     if (auto r = only(get)) return *r;

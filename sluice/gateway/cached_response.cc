@@ -8,6 +8,7 @@ size_t CachedResponse::weight() const noexcept {
     bytes += field.name_string().size() + field.value().size() + 32;  // list node overhead
   }
   for (const auto& name : vary) bytes += name.size() + sizeof(std::string);
+  for (const auto& e : encoded) bytes += e.body.size() + sizeof(Encoded);
   return bytes;
 }
 

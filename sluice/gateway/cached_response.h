@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sluice/base/clock.h"
+#include "sluice/http/compression.h"
 
 namespace sluice::gateway {
 
@@ -35,6 +36,13 @@ struct CachedResponse {
   std::string uri;
   // Time the upstream took to produce it (for the access log of the leader).
   Duration upstream_latency{};
+  // The body compressed once per offered coding that makes it smaller (encoding.h); empty when
+  // the answer is not compressible. Hits pick the variant their client accepts.
+  struct Encoded {
+    http::Coding coding = http::Coding::identity;
+    std::string body;
+  };
+  std::vector<Encoded> encoded;
 
   // Bytes this response charges to the cache bound (body, headers, bookkeeping).
   [[nodiscard]] size_t weight() const noexcept;

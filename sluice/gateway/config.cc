@@ -189,6 +189,15 @@ Section rate_limit_section(RateLimitConfig& c) {
       {}};
 }
 
+Section stream_section(StreamConfig& c) {
+  return {"stream",
+          {f_count("buffer_chunks", c.buffer_chunks, 1, 1'000'000),
+           f_size("buffer_bytes", c.buffer_bytes, 1024, 1ull << 30),
+           f_string("slow_client", c.slow_client, {"block", "disconnect"}),
+           f_duration("stall_timeout", c.stall_timeout, 1ms, kForever)},
+          {}};
+}
+
 Section route_section(RouteConfig& c) {
   return {
       "",
@@ -205,7 +214,7 @@ Section route_section(RouteConfig& c) {
        f_count("max_waiters", c.max_waiters, 0, 10'000'000).live(),
        f_duration("waiter_timeout", c.waiter_timeout, 1ms, kForever).live(),
        f_duration("hit_for_miss_ttl", c.hit_for_miss_ttl, 0s, kForever).live()},
-      {retry_section(c.retry), rate_limit_section(c.rate_limit)}};
+      {retry_section(c.retry), rate_limit_section(c.rate_limit), stream_section(c.stream)}};
 }
 
 Section cache_section(CacheConfig& c) {
@@ -226,6 +235,34 @@ Section log_section(LogConfig& c) {
            f_count("batch_size", c.batch_size, 1, 1'000'000),
            f_duration("flush_interval", c.flush_interval, 1ms, 1h),
            f_count("queue_capacity", c.queue_capacity, 1, 100'000'000)},
+          {}};
+}
+
+Section compression_section(CompressionConfig& c) {
+  return {"compression",
+          {f_bool("enabled", c.enabled), f_size("min_bytes", c.min_bytes, 0, kMaxBytes),
+           f_strings("codings", c.codings, Case::kLower), f_count("gzip_level", c.gzip_level, 1, 9),
+           f_count("zstd_level", c.zstd_level, 1, 19)},
+          {}};
+}
+
+Section broadcast_section(BroadcastConfig& c) {
+  return {"broadcast",
+          {f_bool("enabled", c.enabled), f_string("prefix", c.prefix, {}, true),
+           f_count("max_channels", c.max_channels, 1, 10'000'000),
+           f_count("max_subscribers", c.max_subscribers, 1, 10'000'000),
+           f_count("max_history", c.max_history, 0, 10'000'000),
+           f_size("max_history_bytes", c.max_history_bytes, 1024, kMaxBytes),
+           f_duration("event_ttl", c.event_ttl, 0s, kForever),
+           f_duration("channel_ttl", c.channel_ttl, 1ms, kForever),
+           f_count("queue_events", c.queue_events, 1, 10'000'000),
+           f_size("queue_bytes", c.queue_bytes, 1024, kMaxBytes),
+           f_string("slow_client", c.slow_client, {"disconnect", "drop_oldest"}),
+           f_size("max_event_bytes", c.max_event_bytes, 1, 64 * kMiB),
+           f_duration("heartbeat_interval", c.heartbeat_interval, 10ms, 1h),
+           f_duration("cleanup_interval", c.cleanup_interval, 10ms, 1h),
+           f_string("publish_token", c.publish_token), f_string("auth_upstream", c.auth_upstream),
+           f_string("auth_path", c.auth_path, {}, true)},
           {}};
 }
 
@@ -808,6 +845,8 @@ std::vector<Scope> scopes(Config& c) {
   out.push_back({"cache", "SLUICE_CACHE", cache_section(c.cache)});
   out.push_back({"log", "SLUICE_LOG", log_section(c.log)});
   out.push_back({"admin", "SLUICE_ADMIN", admin_section(c.admin)});
+  out.push_back({"compression", "SLUICE_COMPRESSION", compression_section(c.compression)});
+  out.push_back({"broadcast", "SLUICE_BROADCAST", broadcast_section(c.broadcast)});
   return out;
 }
 
@@ -1026,6 +1065,47 @@ MaybeError validate(Config& c, const Origins& o) {
                                              std::to_string(c.log.batch_size) + "), found " +
                                              std::to_string(c.log.queue_capacity));
   }
+  for (const std::string& coding : c.compression.codings) {
+    if (coding != "gzip" && coding != "zstd") {
+      return o.error("compression.codings",
+                     "expected \"zstd\" and/or \"gzip\", found " + quote(coding));
+    }
+  }
+  if (c.broadcast.enabled) {
+    const std::string& p = c.broadcast.prefix;
+    if (p.size() < 2 || p.front() != '/' || p.back() != '/') {
+      return o.error(
+          "broadcast.prefix",
+          "expected a path that starts and ends with '/' (\"/events/\"), found " + quote(p));
+    }
+    if (!c.broadcast.auth_upstream.empty() &&
+        c.find_upstream(c.broadcast.auth_upstream) == nullptr) {
+      return o.error("broadcast.auth_upstream",
+                     "no upstream is named " + quote(c.broadcast.auth_upstream));
+    }
+    const BroadcastConfig& b = c.broadcast;
+    if (b.queue_events < b.max_history) {
+      return o.error("broadcast.queue_events",
+                     "must be at least broadcast.max_history (" + std::to_string(b.max_history) +
+                         ": a full replay must fit a subscriber's queue), found " +
+                         std::to_string(b.queue_events));
+    }
+    if (b.queue_bytes < b.max_history_bytes) {
+      return o.error("broadcast.queue_bytes", "must be at least broadcast.max_history_bytes (" +
+                                                  std::to_string(b.max_history_bytes) +
+                                                  "), found " + std::to_string(b.queue_bytes));
+    }
+    if (b.max_event_bytes > b.queue_bytes || b.max_event_bytes > b.max_history_bytes) {
+      return o.error("broadcast.max_event_bytes",
+                     "must not exceed broadcast.queue_bytes nor broadcast.max_history_bytes, "
+                     "found " +
+                         std::to_string(b.max_event_bytes));
+    }
+    if (c.broadcast.auth_path.front() != '/') {
+      return o.error("broadcast.auth_path",
+                     "expected a path starting with '/', found " + quote(c.broadcast.auth_path));
+    }
+  }
   if (c.admin.enabled) {
     if (!valid_address(c.admin.address)) {
       return o.error("admin.address",
@@ -1117,8 +1197,9 @@ class TomlReader {
   }
 
   MaybeError read(const toml::table& root, Config& c) {
-    static const std::vector<std::string> kTop = {"server", "listener", "upstream", "route",
-                                                  "cache",  "log",      "admin"};
+    static const std::vector<std::string> kTop = {"server", "listener",    "upstream",
+                                                  "route",  "cache",       "log",
+                                                  "admin",  "compression", "broadcast"};
     for (const auto& [k, node] : root) {
       const std::string key(k.str());
       const size_t line = k.source().begin.line;
@@ -1151,6 +1232,8 @@ class TomlReader {
     if (auto e = plain("cache", cache_section(c.cache))) return e;
     if (auto e = plain("log", log_section(c.log))) return e;
     if (auto e = plain("admin", admin_section(c.admin))) return e;
+    if (auto e = plain("compression", compression_section(c.compression))) return e;
+    if (auto e = plain("broadcast", broadcast_section(c.broadcast))) return e;
 
     if (const toml::array* arr = root["upstream"].as_array()) {
       for (size_t i = 0; i < arr->size(); ++i) {
@@ -1317,6 +1400,13 @@ MaybeError apply_given_flags(Config& c, const QuickStart& flags, const std::set<
       return e;
     }
   }
+  if (given.count("broadcast-prefix") && !flags.broadcast_prefix.empty()) {
+    if (auto e = set_path(c, "broadcast.prefix", Value::of_string(flags.broadcast_prefix), o,
+                          flag_origin("--broadcast-prefix"))) {
+      return e;
+    }
+    c.broadcast.enabled = true;
+  }
   return std::nullopt;
 }
 
@@ -1427,8 +1517,9 @@ ConfigResult config_from_flags(const QuickStart& flags, const Environment& env) 
   r.name = "default";
   r.upstream = "default";
   c.routes.push_back(std::move(r));
-  std::set<std::string> given = {"listen",  "upstream", "cache-ttl",  "coalesce-post",
-                                 "workers", "data-dir", "access-log", "log-level"};
+  std::set<std::string> given = {"listen",        "upstream",  "cache-ttl",
+                                 "coalesce-post", "workers",   "data-dir",
+                                 "access-log",    "log-level", "broadcast-prefix"};
   given.insert(flags.admin_enabled ? "admin" : "no-admin");
   if (auto e = apply_given_flags(c, flags, given, origins)) return *e;
   if (auto e = apply_env(c, env, origins)) return *e;
@@ -1473,6 +1564,10 @@ boost::json::object to_json(const Config& config) {
   boost::json::object admin = section_json(admin_section(c.admin));
   admin["token"] = c.admin.token.empty() ? "" : "<redacted>";
   out["admin"] = std::move(admin);
+  out["compression"] = section_json(compression_section(c.compression));
+  boost::json::object broadcast = section_json(broadcast_section(c.broadcast));
+  broadcast["publish_token"] = c.broadcast.publish_token.empty() ? "" : "<redacted>";
+  out["broadcast"] = std::move(broadcast);
   return out;
 }
 

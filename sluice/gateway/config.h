@@ -183,6 +183,23 @@ struct RateLimitConfig {
   std::string key = "tenant";
 };
 
+// route.stream: how an answer that is streamed (an event stream, a chunked body, a body over
+// 64 KiB) reaches each client: through a buffer of its own, bounded in chunks and bytes.
+// Fixed at start.
+struct StreamConfig {
+  // Chunks (SSE: groups of whole events) buffered per client at most.
+  size_t buffer_chunks = 64;
+  // Bytes buffered per client at most.
+  size_t buffer_bytes = 64 * kKiB;
+  // At the bound: "block" stops reading the upstream until the client catches up (TCP
+  // backpressure to the upstream), "disconnect" closes the slow client's connection.
+  std::string slow_client = "block";
+  // Longest silence of the upstream in the middle of a streamed body; then the stream ends (an
+  // event stream with `event: error`, another body cut). Replaces the upstream's read_timeout
+  // for streamed bodies.
+  Duration stall_timeout = 30s;
+};
+
 // [[route]]: which requests go to which upstream, and how they are cached and coalesced.
 // The knobs marked "run time" change through PUT /admin/config.
 struct RouteConfig {
@@ -228,6 +245,8 @@ struct RouteConfig {
   RetryConfig retry;
   // Rate limit.
   RateLimitConfig rate_limit;
+  // Streamed answers.
+  StreamConfig stream;
 };
 
 // [cache]: the shared response cache. `max_object_bytes` changes at run time.
@@ -274,6 +293,64 @@ struct AdminConfig {
   std::string token;
 };
 
+// [compression]: answers compressed for clients that accept it (Accept-Encoding). Fixed at
+// start.
+struct CompressionConfig {
+  // false = bodies go out as the upstream sent them.
+  bool enabled = true;
+  // Bodies smaller than this are not compressed (streams of unknown length always are).
+  size_t min_bytes = 1 * kKiB;
+  // Codings offered, preferred first, among "zstd" and "gzip"; a client's q-values win, the
+  // order breaks ties. Event streams offer gzip first (smaller with a flush per event).
+  std::vector<std::string> codings = {"zstd", "gzip"};
+  // gzip level, 1 (fastest) to 9.
+  size_t gzip_level = 5;
+  // zstd level, 1 (fastest) to 19.
+  size_t zstd_level = 3;
+};
+
+// [broadcast]: the SSE broadcaster (publish/subscribe on channels). Fixed at start.
+struct BroadcastConfig {
+  // false = no broadcaster; `--broadcast-prefix` turns it on.
+  bool enabled = false;
+  // Paths under this prefix are channels: POST {prefix}{channel} publishes, GET subscribes.
+  // Must start and end with '/'. Checked before the routes.
+  std::string prefix = "/events/";
+  // Channels at most; publishing or subscribing to a new one past it gets 503.
+  size_t max_channels = 10000;
+  // Subscribers of one channel at most; past it a subscribe gets 503.
+  size_t max_subscribers = 10000;
+  // Events a channel keeps for Last-Event-ID replay, at most.
+  size_t max_history = 500;
+  // Bytes of events a channel keeps, at most.
+  size_t max_history_bytes = 1 * kMiB;
+  // Events older than this are not replayed and are removed; 0 = no expiry.
+  Duration event_ttl = 300s;
+  // A channel without subscribers is removed this long after it went idle.
+  Duration channel_ttl = 1800s;
+  // Events queued for one subscriber at most.
+  size_t queue_events = 1000;
+  // Bytes queued for one subscriber at most.
+  size_t queue_bytes = 1 * kMiB;
+  // At a subscriber's bound: "disconnect" closes it (it reconnects with Last-Event-ID),
+  // "drop_oldest" drops its oldest queued events.
+  std::string slow_client = "disconnect";
+  // Largest event data accepted; larger publishes get 413.
+  size_t max_event_bytes = 64 * kKiB;
+  // A comment line goes to idle subscribers this often; a subscriber found gone is removed.
+  Duration heartbeat_interval = 15s;
+  // How often expired events, dead subscribers and idle channels are cleaned.
+  Duration cleanup_interval = 10s;
+  // Bearer token publishers must present; empty = only loopback clients may publish.
+  std::string publish_token;
+  // Subscriber auth delegated to an upstream: the name of the upstream ("" = no check) ...
+  std::string auth_upstream;
+  // ... and the path of the check request (GET, with the subscriber's Authorization, Cookie
+  // and X-Api-Key headers and `X-Sluice-Channel`); a 2xx answer admits the subscriber, any
+  // other status is returned to it.
+  std::string auth_path = "/auth/subscribe";
+};
+
 // The whole gateway configuration.
 struct Config {
   // Where it came from: the file path, or "flags".
@@ -292,6 +369,10 @@ struct Config {
   LogConfig log;
   // [admin]: the admin API.
   AdminConfig admin;
+  // [compression]: gzip / zstd for clients that accept it.
+  CompressionConfig compression;
+  // [broadcast]: the SSE broadcaster.
+  BroadcastConfig broadcast;
 
   // The upstream or route with this name, or nullptr.
   [[nodiscard]] const UpstreamConfig* find_upstream(std::string_view name) const;
@@ -356,6 +437,8 @@ struct QuickStart {
   std::string access_log = "sqlite";
   // --log-level debug|info|warn|error.
   std::string log_level = "info";
+  // --broadcast-prefix /events/: turns the SSE broadcaster on under this prefix.
+  std::string broadcast_prefix;
 };
 
 // One upstream "default" and one route "default" (prefix "/") with safe defaults, then `env`
@@ -365,9 +448,9 @@ struct QuickStart {
 // Applies flags given on the command line on top of a file config (a flag given explicitly
 // wins over the file and the environment). `given` lists the flags given, by name without
 // dashes: "listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post", "workers",
-// "data-dir", "access-log", "log-level"; other names are ignored. "upstream" replaces the url of
-// the only upstream (an error when the file has several); "cache-ttl" and "coalesce-post" apply
-// to every route. The result is validated again.
+// "data-dir", "access-log", "log-level", "broadcast-prefix"; other names are ignored. "upstream"
+// replaces the url of the only upstream (an error when the file has several); "cache-ttl" and
+// "coalesce-post" apply to every route. The result is validated again.
 [[nodiscard]] ConfigResult apply_flags(const Config& file_config, const QuickStart& flags,
                                        const std::vector<std::string>& given);
 

@@ -315,6 +315,57 @@ TEST(ConfigErrors, CrossFieldRanges) {
   EXPECT_EQ(backoff.key, "route.default.retry.initial_backoff");
 }
 
+TEST(ConfigParse, StreamCompressionAndBroadcastSections) {
+  Config c = parse_ok(std::string(kOneUpstream) + R"(
+[[route]]
+name = "chat"
+[route.stream]
+buffer_bytes = "16KiB"
+slow_client = "disconnect"
+stall_timeout = "2s"
+
+[compression]
+codings = ["gzip"]
+gzip_level = 1
+
+[broadcast]
+enabled = true
+prefix = "/sse/"
+max_history = 10
+queue_events = 10
+heartbeat_interval = "1s"
+publish_token = "t"
+)");
+  EXPECT_EQ(c.routes[0].stream.buffer_bytes, 16 * kKiB);
+  EXPECT_EQ(c.routes[0].stream.buffer_chunks, 64u);
+  EXPECT_EQ(c.routes[0].stream.slow_client, "disconnect");
+  EXPECT_EQ(c.routes[0].stream.stall_timeout, 2s);
+  EXPECT_EQ(c.compression.codings, std::vector<std::string>{"gzip"});
+  EXPECT_EQ(c.compression.gzip_level, 1u);
+  EXPECT_TRUE(c.broadcast.enabled);
+  EXPECT_EQ(c.broadcast.prefix, "/sse/");
+  EXPECT_EQ(c.broadcast.heartbeat_interval, 1s);
+  EXPECT_EQ(to_json(c).at("broadcast").at("publish_token"), "<redacted>");
+}
+
+TEST(ConfigErrors, StreamCompressionAndBroadcastValuesAreChecked) {
+  auto e = parse_error(std::string(kOneUpstream) +
+                       "[[route]]\nname = \"r\"\n[route.stream]\n"
+                       "slow_client = \"drop\"\n");
+  EXPECT_EQ(e.key, "route.r.stream.slow_client");
+  e = parse_error(std::string(kOneUpstream) + "[compression]\ncodings = [\"br\"]\n");
+  EXPECT_EQ(e.key, "compression.codings");
+  e = parse_error(std::string(kOneUpstream) + "[broadcast]\nenabled = true\nprefix = \"/x\"\n");
+  EXPECT_EQ(e.key, "broadcast.prefix");
+  e = parse_error(std::string(kOneUpstream) +
+                  "[broadcast]\nenabled = true\nmax_history = 50\nqueue_events = 10\n");
+  EXPECT_EQ(e.key, "broadcast.queue_events");
+  EXPECT_NE(e.reason.find("max_history"), std::string::npos) << e.reason;
+  e = parse_error(std::string(kOneUpstream) +
+                  "[broadcast]\nenabled = true\nauth_upstream = \"nope\"\n");
+  EXPECT_EQ(e.key, "broadcast.auth_upstream");
+}
+
 TEST(ConfigErrors, DuplicateNames) {
   ConfigError up = parse_error(std::string(kOneUpstream) + std::string(kOneUpstream));
   EXPECT_EQ(up.key, "upstream.api.name");

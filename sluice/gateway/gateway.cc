@@ -121,12 +121,22 @@ uint16_t Gateway::port() const noexcept { return server_ ? server_->port() : 0; 
 uint16_t Gateway::admin_port() const noexcept { return admin_server_ ? admin_server_->port() : 0; }
 
 void Gateway::maintain() {
+  // The broadcaster's sweep may be due more often than the pools' cleanup.
+  const Duration tick =
+      initial_.broadcast.enabled
+          ? std::min<Duration>(kMaintenanceInterval, initial_.broadcast.cleanup_interval)
+          : Duration(kMaintenanceInterval);
+  TimePoint last_cleanup = base::SteadyClock::instance().now();
   std::unique_lock lock(maintenance_mu_);
-  while (
-      !maintenance_cv_.wait_for(lock, kMaintenanceInterval, [this] { return stopped_.load(); })) {
+  while (!maintenance_cv_.wait_for(lock, tick, [this] { return stopped_.load(); })) {
     lock.unlock();
-    proxy_->cleanup_pools();
-    proxy_->sweep();
+    proxy_->sweep_broadcast();
+    const TimePoint now = base::SteadyClock::instance().now();
+    if (now - last_cleanup >= kMaintenanceInterval) {
+      last_cleanup = now;
+      proxy_->cleanup_pools();
+      proxy_->sweep();
+    }
     lock.lock();
   }
 }
@@ -137,6 +147,8 @@ void Gateway::stop() {
     if (stopped_.exchange(true)) return;
   }
   maintenance_cv_.notify_all();
+  // Subscriptions never end on their own: end them so the drain does not wait on them.
+  if (proxy_) proxy_->shutdown_broadcast();
   if (server_) server_->stop();
   if (admin_server_) admin_server_->stop();
 }

@@ -22,9 +22,12 @@
 #include "sluice/coalesce/async_coalescer.h"
 #include "sluice/flow/adaptive_limiter.h"
 #include "sluice/flow/token_bucket.h"
+#include "sluice/gateway/broadcast_endpoint.h"
 #include "sluice/gateway/cache_policy.h"
 #include "sluice/gateway/cached_response.h"
+#include "sluice/gateway/encoding.h"
 #include "sluice/gateway/logger.h"
+#include "sluice/gateway/streaming.h"
 #include "sluice/http/client.h"
 #include "sluice/http/headers.h"
 #include "sluice/metrics/counter.h"
@@ -121,6 +124,13 @@ std::optional<uint64_t> declared_length(const bh::fields& headers) {
   return n;
 }
 
+// The request's Accept-Encoding ("" when absent; several fields are rare and only the first
+// is read).
+std::string_view accept_encoding(const http::Request& request) {
+  const auto it = request.find(bh::field::accept_encoding);
+  return it == request.end() ? std::string_view() : std::string_view(it->value());
+}
+
 bool is_event_stream(const bh::fields& headers) {
   const auto it = headers.find(bh::field::content_type);
   return it != headers.end() && it->value().starts_with("text/event-stream");
@@ -203,7 +213,8 @@ struct Counters {
       waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
       hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
       invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0},
-      revalidated{0};
+      revalidated{0}, encoded_gzip{0}, encoded_zstd{0}, encoded_bytes_in{0}, encoded_bytes_out{0},
+      encode_runs{0};
 };
 
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -318,6 +329,8 @@ class Proxy::Impl {
     (void)invalidations_.sweep();
   }
   std::vector<std::pair<std::string, coalesce::CoalescerStats>> coalescer_stats() const;
+  const StreamRegistry& streams() const { return streams_; }
+  BroadcastEndpoint* broadcast() const { return broadcast_.get(); }
   boost::json::array upstreams_json() const;
   void cleanup_pools();
   void release_connections();
@@ -364,6 +377,12 @@ class Proxy::Impl {
   asio::awaitable<void> pass_through(Request& r, http::ResponseWriter& w, RouteRuntime& route,
                                      const RouteConfig& rc, CacheStatus status);
   void finish(Request& r);
+  void count_encoded(http::Coding coding, uint64_t in, uint64_t out) {
+    bump(coding == http::Coding::gzip ? counters_.encoded_gzip : counters_.encoded_zstd);
+    bump(counters_.encoded_bytes_in, in);
+    bump(counters_.encoded_bytes_out, out);
+  }
+  void make_broadcast(const BroadcastConfig& bc);
   void mark_hit_for_miss(const std::string& key, Duration ttl);
   // How long the L1 keeps an answer: its freshness, plus as long again (at least a minute)
   // when it carries a validator (ETag or Last-Modified), so a stale entry can be revalidated
@@ -389,6 +408,9 @@ class Proxy::Impl {
   mutable MarkCache invalidations_;
   std::atomic<size_t> invalidation_marks_{0};
   Counters counters_;
+  Encoder encoder_;
+  StreamRegistry streams_;
+  std::unique_ptr<BroadcastEndpoint> broadcast_;  // null unless [broadcast] is enabled
   std::shared_ptr<resilience::RetryBudget> retry_budget_;
   metrics::CollectorHandle collector_;
   std::atomic<uint64_t> next_request_id_{1};
@@ -406,7 +428,8 @@ struct Proxy::Impl::Request {
   uint64_t bytes_out = 0;
   std::string tenant;
   std::string request_id;
-  std::string debug_key;  // "name=value; ..." of the key parts, with cache.debug_header
+  std::string debug_key;    // "name=value; ..." of the key parts, with cache.debug_header
+  bool long_lived = false;  // a broadcast subscription: never a "slow request"
 };
 
 // ---------------------------------------------------------------------------------------
@@ -424,6 +447,7 @@ Proxy::Impl::Impl(std::shared_ptr<const Config> config, size_t workers, AccessLo
       invalidations_(
           kCacheShards,
           {.max_entries = 100'000, .max_bytes = 0, .default_ttl = std::chrono::hours(24)}),
+      encoder_(config->compression),
       retry_budget_(std::make_shared<resilience::RetryBudget>()) {
   auto& request_family =
       registry.counter_family("sluice_gateway_requests_total",
@@ -558,8 +582,56 @@ Proxy::Impl::Impl(std::shared_ptr<const Config> config, size_t workers, AccessLo
     route->latency = &latency_family.with({rc.name});
     routes_.push_back(std::move(route));
   }
+  if (config->broadcast.enabled) make_broadcast(config->broadcast);
   config_.store(std::move(config));
   collector_ = registry.add_collector("gateway", [this](metrics::Writer& w) { collect(w); });
+}
+
+void Proxy::Impl::make_broadcast(const BroadcastConfig& bc) {
+  BroadcastEndpoint::AuthCheck auth;
+  if (!bc.auth_upstream.empty()) {
+    UpstreamRuntime* upstream = nullptr;
+    for (auto& up : upstreams_) {
+      if (up->name == bc.auth_upstream) upstream = up.get();
+    }
+    SLUICE_CHECK(upstream != nullptr, "Proxy: broadcast.auth_upstream was validated by the config");
+    // The subscriber's credentials go to the upstream's check path; a 2xx admits it.
+    auth =
+        [this, upstream, path = bc.auth_path](
+            const http::Request& subscriber, const std::string& channel,
+            http::ResponseWriter& w) -> asio::awaitable<std::optional<BroadcastEndpoint::Refusal>> {
+      http::Request check;
+      check.version(11);
+      check.method(bh::verb::get);
+      check.target(path);
+      check.set(bh::field::host, upstream->host_header);
+      for (const auto name : {bh::field::authorization, bh::field::cookie}) {
+        if (auto it = subscriber.find(name); it != subscriber.end()) check.set(name, it->value());
+      }
+      if (auto it = subscriber.find("X-Api-Key"); it != subscriber.end()) {
+        check.set("X-Api-Key", it->value());
+      }
+      check.set("X-Sluice-Channel", channel);
+      const asio::any_io_executor executor = co_await asio::this_coro::executor;
+      http::Client& client = client_for(*upstream, w.worker_index(), executor);
+      auto response = co_await client.send(upstream->origin, check);
+      if (!response) {
+        BroadcastEndpoint::Refusal unreachable{502, "auth_unreachable",
+                                               "the subscriber check at upstream '" +
+                                                   upstream->name +
+                                                   "' failed: " + response.error().message()};
+        co_return unreachable;
+      }
+      (void)co_await response->read_all(64 * 1024);  // lets the connection go back to its pool
+      const unsigned status = response->status();
+      if (status / 100 == 2) co_return std::nullopt;
+      BroadcastEndpoint::Refusal refused{status >= 400 ? status : 403u, "subscribe_refused",
+                                         "the subscriber check at upstream '" + upstream->name +
+                                             "' answered " + std::to_string(status)};
+      co_return refused;
+    };
+  }
+  broadcast_ = std::make_unique<BroadcastEndpoint>(bc, std::move(auth));
 }
 
 std::shared_ptr<Coalescer> Proxy::Impl::make_coalescer(size_t max_waiters) const {
@@ -865,6 +937,7 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
     co_return fetched;
   }
   fetched->shareable = shareable;
+  bump(counters_.encode_runs, encoder_.encode_stored(*cached));  // once, for every later hit
   cached->vary = vary_names(cached->headers);
   cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
   cached->initial_age = decision.initial_age;
@@ -939,12 +1012,27 @@ asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter&
   const TimePoint now = base::SteadyClock::instance().now();
   const std::string age = from_cache ? age_header(c.initial_age, now - c.stored_at) : "";
   const std::string process_time = format_seconds(now - r.start);
-  std::array<http::HeaderView, 4> extra;
+  std::array<http::HeaderView, 7> extra;
   size_t n = 0;
   if (from_cache) extra[n++] = {"Age", age};
   extra[n++] = {"X-Cache", to_string(status)};
   if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
   extra[n++] = {"X-Process-Time", process_time};
+  // A compressible answer was compressed when it was stored: pick the variant the client takes.
+  std::string_view body = c.body;
+  EncodingHeaders encoding;
+  if (!c.encoded.empty()) {
+    const http::Coding coding = encoder_.choose(accept_encoding(*r.request), c);
+    encoding = encoding_headers(c.headers, coding);
+    extra[n++] = {"Vary", encoding.vary};
+    for (const auto& e : c.encoded) {
+      if (e.coding != coding) continue;
+      body = e.body;
+      extra[n++] = {"Content-Encoding", encoding.content_encoding};
+      if (!encoding.etag.empty()) extra[n++] = {"ETag", encoding.etag};
+      count_encoded(coding, c.body.size(), e.body.size());
+    }
+  }
   const http::HeadView head{c.headers, std::span(extra.data(), n)};
   r.status = c.status;
   error_code ec;
@@ -952,18 +1040,17 @@ asio::awaitable<void> Proxy::Impl::send_cached(Request& r, http::ResponseWriter&
     // The length a GET would get: a stored HEAD answer has no body but keeps the upstream's
     // Content-Length.
     const std::optional<uint64_t> length =
-        c.body.empty() ? declared_length(c.headers) : std::optional<uint64_t>(c.body.size());
+        body.empty() ? declared_length(c.headers) : std::optional<uint64_t>(body.size());
     ec = co_await w.write_head(static_cast<bh::status>(c.status), head, length);
     if (!ec) ec = co_await w.finish();
-  } else if (c.body.size() <= 64 * 1024) {
-    r.bytes_out += c.body.size();
-    const std::string_view body = c.body;
+  } else if (body.size() <= 64 * 1024) {
+    r.bytes_out += body.size();
     ec = co_await w.send(static_cast<bh::status>(c.status), head, body);
   } else {
-    ec = co_await w.write_head(static_cast<bh::status>(c.status), head, c.body.size());
-    if (!ec) ec = co_await w.write_chunk(c.body);
+    ec = co_await w.write_head(static_cast<bh::status>(c.status), head, body.size());
+    if (!ec) ec = co_await w.write_chunk(body);
     if (!ec) ec = co_await w.finish();
-    if (!ec) r.bytes_out += c.body.size();
+    if (!ec) r.bytes_out += body.size();
   }
   if (ec) bump(counters_.client_disconnects);
 }
@@ -979,10 +1066,22 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   std::optional<uint64_t> length = declared_length(upstream_head);
   const bool event_stream = is_event_stream(upstream_head);
   if (event_stream) length.reset();  // chunked, so an error event can still end it cleanly
-  std::array<http::HeaderView, 3> extra;
+  std::array<http::HeaderView, 6> extra;
   size_t n = 0;
   extra[n++] = {"X-Cache", to_string(status)};
   if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
+  // Compression (encoding.h): decided from the head, before the head goes out.
+  const bool encodable = r.request->method() != bh::verb::head &&
+                         encoder_.eligible(r.status, upstream_head) &&
+                         (!length || *length >= encoder_.min_bytes());
+  EncodingHeaders encoding;
+  const auto add_encoding = [&](http::Coding coding) {
+    encoding = encoding_headers(upstream_head, coding);
+    extra[n++] = {"Vary", encoding.vary};
+    if (coding == http::Coding::identity) return;
+    extra[n++] = {"Content-Encoding", encoding.content_encoding};
+    if (!encoding.etag.empty()) extra[n++] = {"ETag", encoding.etag};
+  };
   std::string process_time;
   const auto head = [&] {
     process_time = format_seconds(base::SteadyClock::instance().now() - r.start);
@@ -1023,13 +1122,37 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
       }
       body.append(piece->data(), piece->size());
     }
-    r.bytes_out += body.size();
+    std::string_view body_view = body;
+    std::string coded;
+    if (encodable) {
+      http::Coding coding = encoder_.choose_for_body(accept_encoding(*r.request));
+      if (coding != http::Coding::identity) {
+        auto compressed = http::compress(coding, body, encoder_.level(coding));
+        if (compressed && compressed->size() < body.size()) {
+          coded = std::move(*compressed);
+          count_encoded(coding, body.size(), coded.size());
+          body_view = coded;
+        } else {
+          coding = http::Coding::identity;
+        }
+      }
+      add_encoding(coding);
+    }
+    r.bytes_out += body_view.size();
     const http::HeadView small_head = head();
-    const std::string_view body_view = body;
     if (co_await w.send(static_cast<bh::status>(r.status), small_head, body_view)) {
       bump(counters_.client_disconnects);
     }
     co_return;
+  }
+  std::optional<http::StreamCompressor> compressor;
+  if (encodable) {
+    const http::Coding coding = encoder_.choose_for_stream(accept_encoding(*r.request));
+    if (coding != http::Coding::identity) {
+      compressor.emplace(coding, encoder_.stream_options(coding));
+      length.reset();  // the coded length is known only at the end: chunked
+    }
+    add_encoding(coding);
   }
   const http::HeadView stream_head = head();
   if (co_await w.write_head(static_cast<bh::status>(r.status), stream_head, length)) {
@@ -1037,37 +1160,58 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     co_return;
   }
   if (!prefix.empty()) {
-    if (co_await w.write_chunk(prefix)) {
-      bump(counters_.client_disconnects);
-      co_return;
-    }
-    r.bytes_out += prefix.size();
-  }
-  while (!response.done()) {
-    auto piece = co_await response.read_some();
-    if (!piece) {
-      bump(counters_.upstream_aborted);
-      const std::string why = "upstream '" + r.route->upstream->name +
-                              "' failed mid-response: " + piece.error().message();
-      log(LogLevel::warn, why);
-      if (event_stream) {
-        // An event stream ends cleanly with an error event the client's SSE parser sees.
-        const std::string event =
-            "event: error\ndata: " + error_json("upstream_aborted", why) + "\n\n";
-        if (!co_await w.write_chunk(event)) (void)co_await w.finish();
+    std::string coded;
+    std::string_view first = prefix;
+    if (compressor) {
+      if (compressor->write(prefix, http::Flush::none, coded)) {
+        w.abort();
         co_return;
       }
-      w.abort();  // the client sees a cut response, never a complete-looking one
+      first = coded;
+    }
+    if (!first.empty() && co_await w.write_chunk(first)) {
+      bump(counters_.client_disconnects);
       co_return;
     }
-    if (piece->empty()) break;
-    if (co_await w.write_chunk(*piece)) {
-      bump(counters_.client_disconnects);
-      co_return;  // dropping `response` closes the upstream connection
-    }
-    r.bytes_out += piece->size();
+    r.bytes_out += first.size();
   }
-  if (co_await w.finish()) bump(counters_.client_disconnects);
+  const RouteConfig& rc = r.config->routes[r.route->index];
+  auto entry = std::make_shared<StreamEntry>();
+  entry->route = r.route->name;
+  entry->client = w.peer_address();
+  entry->target = std::string(r.request->target());
+  entry->policy = rc.stream.slow_client;
+  entry->event_stream = event_stream;
+  entry->started_unix_ms = r.start_unix_ns / 1'000'000;
+  entry->stream = std::make_shared<flow::BoundedStream>(flow::BoundedStreamOptions{
+      .buffer_size = rc.stream.buffer_chunks,
+      .max_buffered_bytes = rc.stream.buffer_bytes,
+      .overflow = rc.stream.slow_client == "disconnect" ? flow::OverflowPolicy::fail
+                                                        : flow::OverflowPolicy::block_producer});
+  streams_.add(entry);
+  http::StreamCompressor* coder = compressor ? &*compressor : nullptr;
+  const PumpResult pumped =
+      co_await pump(response, w, rc.stream, *entry, r.route->upstream->name, coder);
+  if (compressor) {
+    count_encoded(compressor->coding(), compressor->bytes_in(), compressor->bytes_out());
+  }
+  streams_.remove(*entry, pumped.outcome);
+  r.bytes_out += entry->client_bytes.load(std::memory_order_relaxed);
+  switch (pumped.outcome) {
+    case StreamOutcome::completed:
+      break;
+    case StreamOutcome::client_gone:
+    case StreamOutcome::slow_client:
+      bump(counters_.client_disconnects);
+      break;
+    case StreamOutcome::upstream_error:
+    case StreamOutcome::stalled:
+      bump(counters_.upstream_aborted);
+      log(LogLevel::warn, "upstream '" + r.route->upstream->name + "' " +
+                              (pumped.outcome == StreamOutcome::stalled ? "stalled" : "failed") +
+                              " mid-stream: " + pumped.upstream_error.message());
+      break;
+  }
 }
 
 asio::awaitable<void> Proxy::Impl::pass_through(Request& r, http::ResponseWriter& w,
@@ -1104,6 +1248,14 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     r.request_id = std::string(it->value());
   } else {
     r.request_id = std::to_string(next_request_id_.fetch_add(1, std::memory_order_relaxed));
+  }
+  if (broadcast_ && broadcast_->matches(path_of(request.target()))) {
+    r.long_lived = true;
+    const BroadcastEndpoint::Outcome outcome = co_await broadcast_->handle(request, writer);
+    r.status = outcome.status;
+    r.bytes_out = outcome.bytes_out;
+    finish(r);
+    co_return;
   }
 
   const RouteRuntime* matched = match(request, *r.config);
@@ -1327,7 +1479,7 @@ void Proxy::Impl::finish(Request& r) {
     if (r.status >= 100 && r.status < 600) r.route->by_class[r.status / 100 - 1]->inc();
     r.route->latency->record(total);
   }
-  if (total > r.config->log.slow_request) {
+  if (total > r.config->log.slow_request && !r.long_lived) {
     bump(counters_.slow_requests);
     if (log_enabled(LogLevel::warn)) {
       log(LogLevel::warn,
@@ -1631,6 +1783,42 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
   counter("sluice_cache_evictions_total", "L1 entries evicted at the bound", s.cache_evictions);
   counter("sluice_cache_expirations_total", "L1 entries expired", s.cache_expirations);
 
+  for (const auto& [coding, value] :
+       {std::pair{"gzip", &counters_.encoded_gzip}, std::pair{"zstd", &counters_.encoded_zstd}}) {
+    const std::array<metrics::Label, 1> label{metrics::Label{"coding", coding}};
+    w.counter("sluice_gateway_compressed_total", "Answers sent compressed, by coding",
+              std::span<const metrics::Label>(label.data(), label.size()),
+              static_cast<double>(value->load(std::memory_order_relaxed)));
+  }
+  counter("sluice_gateway_compression_stored_runs_total",
+          "Stored answers compressed (once per coding, when stored)",
+          counters_.encode_runs.load(std::memory_order_relaxed));
+  counter("sluice_gateway_compression_in_bytes_total", "Body bytes before compression",
+          counters_.encoded_bytes_in.load(std::memory_order_relaxed));
+  counter("sluice_gateway_compression_out_bytes_total", "Body bytes after compression",
+          counters_.encoded_bytes_out.load(std::memory_order_relaxed));
+  if (broadcast_) broadcast_->collect(w);
+  const StreamTotals st = streams_.totals();
+  w.gauge("sluice_gateway_streams_active", "Streamed answers in progress", none,
+          static_cast<double>(streams_.active()));
+  counter("sluice_gateway_streams_started_total", "Streamed answers started", st.started);
+  for (size_t i = 0; i < kStreamOutcomeCount; ++i) {
+    const std::array<metrics::Label, 1> label{
+        metrics::Label{"outcome", to_string(static_cast<StreamOutcome>(i))}};
+    w.counter("sluice_gateway_streams_ended_total", "Streamed answers ended, by how they ended",
+              std::span<const metrics::Label>(label.data(), label.size()),
+              static_cast<double>(st.ended[i]));
+  }
+  counter("sluice_gateway_stream_events_total", "SSE events forwarded to clients", st.events);
+  counter("sluice_gateway_stream_client_bytes_total", "Streamed bytes accepted by clients",
+          st.client_bytes);
+  w.counter("sluice_gateway_stream_throttled_seconds_total",
+            "Time streams spent THROTTLED or BLOCKED behind a slow client", none,
+            static_cast<double>(st.throttled_ns) / 1e9);
+  w.gauge("sluice_gateway_stream_buffer_high_water_bytes",
+          "Most bytes any stream buffered for one client", none,
+          static_cast<double>(st.max_buffered_bytes));
+
   for (const auto& [route, cs] : coalescer_stats()) {
     // An array, not a braced list: a LabelsView views its labels, and a braced list's array
     // would be gone after this statement.
@@ -1712,6 +1900,23 @@ void Proxy::clear_cache() { impl_->clear_cache(); }
 void Proxy::sweep() { impl_->sweep(); }
 void Proxy::reset_stats() { impl_->reset_stats(); }
 ProxyStats Proxy::stats() const { return impl_->stats(); }
+boost::json::object Proxy::streams_json(size_t limit) const {
+  return impl_->streams().to_json(limit);
+}
+
+std::optional<boost::json::object> Proxy::broadcast_json(size_t limit) const {
+  if (impl_->broadcast() == nullptr) return std::nullopt;
+  return impl_->broadcast()->to_json(limit);
+}
+
+void Proxy::sweep_broadcast() {
+  if (impl_->broadcast() != nullptr) impl_->broadcast()->sweep();
+}
+
+void Proxy::shutdown_broadcast() {
+  if (impl_->broadcast() != nullptr) impl_->broadcast()->shutdown();
+}
+
 std::vector<std::pair<std::string, coalesce::CoalescerStats>> Proxy::coalescer_stats() const {
   return impl_->coalescer_stats();
 }

@@ -12,9 +12,6 @@
 // - A stale stored answer that has a validator (ETag, Last-Modified) is revalidated with a
 //   conditional request (If-None-Match / If-Modified-Since) by one leader; a 304 refreshes
 //   it and every waiter gets the stored body.
-// - A stale stored answer that has a validator (ETag, Last-Modified) is revalidated with a
-//   conditional request (If-None-Match / If-Modified-Since) by one leader; a 304 refreshes
-//   it and every waiter gets the stored body.
 // - `no-store`, `private` and `Set-Cookie` answers are never stored nor handed to waiters:
 //   waiters of such a call go upstream on their own, and the key is remembered for
 //   `hit_for_miss_ttl` so its requests skip the coalescer instead of queueing.
@@ -22,7 +19,8 @@
 //   `max_waiters` or `waiter_timeout` a request goes upstream on its own (counted).
 // - The leader's upstream call runs detached: a client that disconnects does not cancel it.
 // - Answers the leader cannot share whole (event streams, bodies over `max_object_bytes`)
-//   are streamed to the leader's client chunk by chunk; its waiters go upstream themselves.
+//   are streamed to the leader's client chunk by chunk, through a bounded buffer per client
+//   (streaming.h); its waiters go upstream themselves.
 // - Upstream failures become 502 (unreachable, reset), 504 (timeout) or 503 (breaker open,
 //   concurrency limit) with a JSON body {"error","reason"}; 429 past a rate limit.
 // - Headers `X-Cache: HIT|MISS|COALESCED|BYPASS` and `X-Process-Time` on every answer.
@@ -36,6 +34,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -132,6 +131,17 @@ class Proxy {
   // Per route: the coalescer's counters.
   [[nodiscard]] std::vector<std::pair<std::string, coalesce::CoalescerStats>> coalescer_stats()
       const;
+  // The streamed answers in progress (at most `limit`) and the stream totals, as JSON (for
+  // /admin/streams).
+  [[nodiscard]] boost::json::object streams_json(size_t limit) const;
+  // The SSE broadcaster's figures and up to `limit` channels (GET /admin/broadcast); nullopt
+  // when [broadcast] is off.
+  [[nodiscard]] std::optional<boost::json::object> broadcast_json(size_t limit) const;
+  // Removes expired broadcast events, dead subscribers and idle channels (every
+  // `broadcast.cleanup_interval`, from the maintenance thread).
+  void sweep_broadcast();
+  // Ends every broadcast subscription (at shutdown, so the drain does not wait on them).
+  void shutdown_broadcast();
   // Per upstream: url, breaker, limiter and pool figures as JSON (for /admin/upstreams and
   // /admin/pools).
   [[nodiscard]] boost::json::array upstreams_json() const;

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include "sluice/base/check.h"
@@ -102,6 +103,15 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
 
 }  // namespace
 
+std::string sim_event(uint64_t i, size_t size) {
+  std::string event = "id: " + std::to_string(i) + "\ndata: ";
+  const size_t at = event.size();
+  event.resize(at + size);
+  for (size_t j = 0; j < size; ++j) event[at + j] = static_cast<char>('a' + (i + j) % 26);
+  event += "\n\n";
+  return event;
+}
+
 class SimUpstream::Handler {
  public:
   explicit Handler(const SimUpstreamOptions& options) : options_(options) {}
@@ -151,6 +161,8 @@ class SimUpstream::Handler {
       co_await reset_mid_response(w, seq, latency, sse != nullptr && *sse == "1");
     } else if (path == "/hang") {
       co_await hang(w, seq);
+    } else if (path == "/events") {
+      co_await events(w, query, seq, latency);
     } else if (path == "/headers") {
       co_await sleep_for(latency);
       json::object echoed;
@@ -332,6 +344,47 @@ class SimUpstream::Handler {
     throw std::runtime_error("sim upstream: reset mid-response on purpose");
   }
 
+  // `n` events of `size` data bytes, `interval_ms` apart, as `sim_event` formats them; with
+  // `stall=1` the stream then stays open and silent until the sim stops.
+  asio::awaitable<void> events(http::ResponseWriter& w, const Query& query, uint64_t seq,
+                               Duration latency) {
+    uint64_t n = 10, size = 32, interval_ms = 0;
+    for (auto [key, out, max] :
+         {std::tuple{"n", &n, uint64_t{10'000'000}}, std::tuple{"size", &size, uint64_t{1'000'000}},
+          std::tuple{"interval_ms", &interval_ms, uint64_t{60'000}}}) {
+      if (const auto* v = query.find(key)) {
+        auto parsed = parse_u64(*v);
+        if (!parsed || *parsed > max) {
+          bad_knobs_.fetch_add(1, std::memory_order_relaxed);
+          co_await send_error(w, bh::status::bad_request, "bad_knob",
+                              std::string(key) + ": not a number or too large");
+          co_return;
+        }
+        *out = *parsed;
+      }
+    }
+    const auto* stall = query.find("stall");
+    co_await sleep_for(latency);
+    streams_.fetch_add(1, std::memory_order_relaxed);
+    bh::fields headers;
+    headers.set("X-Sim-Seq", std::to_string(seq));
+    headers.set(bh::field::content_type, "text/event-stream");
+    headers.set(bh::field::cache_control, "no-store");
+    if (co_await w.write_head(bh::status::ok, std::move(headers))) co_return;
+    for (uint64_t i = 1; i <= n; ++i) {
+      if (i > 1) co_await sleep_for(std::chrono::milliseconds(interval_ms));
+      const std::string event = sim_event(i, size);
+      if (co_await w.write_chunk(event)) co_return;
+    }
+    if (stall != nullptr && *stall == "1") {
+      while (!stopping_.load(std::memory_order_acquire)) {
+        co_await sleep_for(options_.hang_poll_interval);
+      }
+      co_return;  // no final chunk: the stream is cut when the connection closes
+    }
+    (void)co_await w.finish();
+  }
+
   asio::awaitable<void> hang(http::ResponseWriter& w, uint64_t seq) {
     struct Gauge {
       std::atomic<uint64_t>& g;
@@ -396,7 +449,8 @@ class SimUpstream::Handler {
 
     std::string body;
     if (size) {
-      headers.set(bh::field::content_type, "application/octet-stream");
+      const auto* type = query.find("ct");
+      headers.set(bh::field::content_type, type != nullptr ? *type : "application/octet-stream");
       body.resize(*size);
       for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
     } else {

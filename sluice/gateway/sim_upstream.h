@@ -18,6 +18,10 @@
 //   /reset                          declares a Content-Length, sends part of the body, then
 //                                   drops the connection (a reset mid-response); with `sse=1`
 //                                   an event stream cut after its first event.
+//   /events?n=&size=&interval_ms=&stall=
+//                                   an event stream of `n` events (default 10), event i being
+//                                   `sim_event(i, size)` (default size 32), `interval_ms` apart;
+//                                   `stall=1`: the stream then stays open and silent (as /hang).
 //   /hang                           never answers; released (503) when the server stops, so it
 //                                   never holds shutdown beyond one poll interval.
 //   /headers                        echoes the request headers as a JSON object.
@@ -25,7 +29,8 @@
 //   POST /__sim/reset               zeroes the counters (not counted).
 //   any other path                  200 with `{"path","method","seq"}` after `latency`, shaped
 //                                   by query knobs: `delay_ms=N`, `status=N`, `cc=<Cache-Control>`,
-//                                   `size=N` (body of exactly N bytes), `set_cookie=1`,
+//                                   `size=N` (body of exactly N bytes, of type `ct` or
+//                                   application/octet-stream), `set_cookie=1`,
 //                                   `vary=<header>`, `etag=<v>` (304 on a matching
 //                                   If-None-Match), `chunked=1` (body written as chunks).
 // `delay_ms` overrides the latency on every endpoint but the `/__sim/*` ones. Every counted
@@ -49,6 +54,9 @@
 #include "sluice/http/server.h"
 
 namespace sluice::gateway {
+
+// Event `i` of /events: "id: i\ndata: " + `size` letters ('a' + (i + j) % 26) + "\n\n".
+[[nodiscard]] std::string sim_event(uint64_t i, size_t size);
 
 struct SimUpstreamOptions {
   // Address to listen on (IPv4 or IPv6 literal).

@@ -866,7 +866,9 @@ ClientResponse& ClientResponse::operator=(ClientResponse&& other) noexcept {
     parser_ = std::move(other.parser_);
     error_ = other.error_;
     body_bytes_ = other.body_bytes_;
+    read_timeout_ = other.read_timeout_;
     done_ = other.done_;
+    cancelled_ = other.cancelled_;
     reused_ = other.reused_;
   }
   return *this;
@@ -892,6 +894,12 @@ unsigned ClientResponse::status() const { return parser_->parser->get().result_i
 
 bool ClientResponse::done() const noexcept { return done_; }
 
+void ClientResponse::cancel() noexcept {
+  if (done_ || !conn_) return;
+  cancelled_ = true;
+  conn_->cancel_io();  // a pending read completes now; read_some turns it into the error
+}
+
 void ClientResponse::finish(error_code error) {
   done_ = true;
   if (!conn_) return;
@@ -914,6 +922,10 @@ void ClientResponse::finish(error_code error) {
 asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_some() {
   if (error_) co_return error_;
   if (done_ || !conn_) co_return std::string_view{};
+  if (cancelled_) {
+    finish(make_error_code(ClientError::upstream_closed));
+    co_return error_;
+  }
   auto& p = *parser_->parser;
   auto conn = conn_;
   auto impl = impl_;
@@ -921,7 +933,7 @@ asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_so
     finish({});
     co_return std::string_view{};
   }
-  impl->arm(conn, impl->options().read_timeout);
+  impl->arm(conn, read_timeout_.value_or(impl->options().read_timeout));
   for (;;) {
     auto& body = p.get().body();
     body.data = conn->body_buffer.data();
@@ -933,8 +945,10 @@ asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_so
     internal::ClientImpl::bump(impl->counters_.bytes_received, read);
     if (ec == bh::error::need_buffer) ec = {};
     if (!ec && conn->timed_out) ec = asio::error::timed_out;  // fired as the read completed
+    if (!ec && cancelled_) ec = asio::error::operation_aborted;
     if (ec) {
-      finish(make_error_code(impl->classify(*conn, ec, true)));
+      finish(make_error_code(cancelled_ ? ClientError::upstream_closed
+                                        : impl->classify(*conn, ec, true)));
       co_return error_;
     }
     const size_t got = conn->body_buffer.size() - p.get().body().size;

@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -239,6 +240,13 @@ class ClientResponse {
   [[nodiscard]] boost::asio::awaitable<boost::system::result<std::string>> read_all(size_t limit);
   // The body ended (or failed): no more reads.
   [[nodiscard]] bool done() const noexcept;
+  // Replaces the client's `read_timeout` for the rest of this body (e.g. a stream's stall
+  // timeout: the longest silence allowed between two pieces).
+  void set_read_timeout(Duration timeout) noexcept { read_timeout_ = timeout; }
+  // Ends the body now: a pending `read_some` completes with `upstream_closed`, the connection
+  // is closed, and later reads return that error. For a reader that must stop while waiting
+  // on a silent upstream. Same executor as the reads; no effect once done.
+  void cancel() noexcept;
   // Body bytes returned so far.
   [[nodiscard]] uint64_t body_bytes() const noexcept { return body_bytes_; }
   // Whether the connection was taken from the pool (not opened for this request).
@@ -259,7 +267,9 @@ class ClientResponse {
   std::unique_ptr<internal::ResponseParser> parser_;  // holds the head
   boost::system::error_code error_;
   uint64_t body_bytes_ = 0;
+  std::optional<Duration> read_timeout_;
   bool done_ = false;
+  bool cancelled_ = false;
   bool reused_ = false;
 };
 

@@ -1,5 +1,7 @@
 #include "sluice/http/server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -18,6 +20,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/system/errc.hpp>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <exception>
@@ -278,6 +281,7 @@ class Connection {
  public:
   enum class Phase : uint8_t { kNone, kHeader, kIdle, kBody, kWrite, kLinger };
 
+  int native_handle() noexcept { return socket_.native_handle(); }
   Connection(Worker& worker, tcp::socket socket, bool counted)
       : worker_(worker),
         counters_(worker.counters_),
@@ -310,6 +314,11 @@ class Connection {
   // Called by `Worker::begin_drain` for a connection waiting for its next request.
   void request_close() {
     close_requested_ = true;
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+  // Called by `ResponseWriter::abort`: a pending write completes with operation_aborted.
+  void cancel_writes() noexcept {
     error_code ignored;
     socket_.cancel(ignored);
   }
@@ -706,6 +715,15 @@ size_t ResponseWriter::worker_index() const noexcept { return connection_.worker
 const tcp::endpoint& ResponseWriter::peer() const noexcept { return connection_.peer(); }
 const std::string& ResponseWriter::peer_address() const { return connection_.peer_address(); }
 
+bool ResponseWriter::peer_closed() const noexcept {
+  if (error_) return true;
+  char byte = 0;
+  const ssize_t n = ::recv(connection_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // the client sent something: still there
+  if (n == 0) return true;  // orderly close (FIN)
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset, ...
+}
+
 void ResponseWriter::format_head(bh::status status, const HeadView& head,
                                  std::optional<uint64_t> content_length) {
   const auto code = static_cast<unsigned>(status);
@@ -840,6 +858,7 @@ asio::awaitable<error_code> ResponseWriter::write_chunk(std::string_view data) {
 
 void ResponseWriter::abort() noexcept {
   if (!error_) error_ = asio::error::operation_aborted;
+  connection_.cancel_writes();  // a write waiting on a client that does not read ends now
 }
 
 asio::awaitable<error_code> ResponseWriter::finish() {

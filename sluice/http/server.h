@@ -203,7 +203,8 @@ class ResponseWriter {
   // Gives up on a response whose head was sent but whose body cannot be completed (the
   // upstream it streams from failed): the body is left unterminated and the connection is
   // closed after the handler, so the client sees a truncated response, never a complete
-  // one. Later calls fail with `operation_aborted`.
+  // one. Later calls fail with `operation_aborted`, and a write in progress (another coroutine
+  // of the handler waiting on a client that does not read) completes with it at once.
   void abort() noexcept;
 
   [[nodiscard]] bool head_sent() const noexcept { return head_sent_; }
@@ -216,6 +217,10 @@ class ResponseWriter {
   [[nodiscard]] const boost::asio::ip::tcp::endpoint& peer() const noexcept;
   // The client's address as text ("127.0.0.1", "::1"), formatted once per connection.
   [[nodiscard]] const std::string& peer_address() const;
+  // Whether the client is known to be gone: an earlier write failed, or the socket reports an
+  // orderly close or a reset (a non-blocking peek; no syscall blocks). A long-lived stream
+  // (SSE) asks this at each heartbeat, so a vanished client is found without writing to it.
+  [[nodiscard]] bool peer_closed() const noexcept;
 
  private:
   friend class internal::Connection;

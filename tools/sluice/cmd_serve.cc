@@ -29,6 +29,7 @@ struct ServeFlags {
   std::string data_dir;
   std::string access_log;
   std::string log_level;
+  std::string broadcast_prefix;
   std::string ready_file;
 };
 
@@ -54,6 +55,7 @@ boost::system::result<gateway::QuickStart, int> quick_start(const ServeFlags& f)
   if (!f.data_dir.empty()) q.data_dir = f.data_dir;
   if (!f.access_log.empty()) q.access_log = f.access_log;
   if (!f.log_level.empty()) q.log_level = f.log_level;
+  q.broadcast_prefix = f.broadcast_prefix;
   return q;
 }
 
@@ -153,12 +155,15 @@ SLUICE_COMMAND(10, [](CLI::App& app, int& exit_code) {
   cmd->add_option("--data-dir", flags->data_dir, "Directory of the access log (./sluice-data)");
   cmd->add_option("--access-log", flags->access_log, "sqlite (default) or off");
   cmd->add_option("--log-level", flags->log_level, "debug, info, warn or error");
+  cmd->add_option("--broadcast-prefix", flags->broadcast_prefix,
+                  "Turn the SSE broadcaster on under this path prefix (e.g. /events/)");
   cmd->add_option("--ready-file", flags->ready_file,
                   "Write {\"listen\",\"admin\",\"pid\"} JSON here once listening");
   cmd->callback([cmd, flags, &exit_code] {
     std::vector<std::string> given;
-    for (const char* name : {"listen", "upstream", "admin", "no-admin", "cache-ttl",
-                             "coalesce-post", "workers", "data-dir", "access-log", "log-level"}) {
+    for (const char* name :
+         {"listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post", "workers",
+          "data-dir", "access-log", "log-level", "broadcast-prefix"}) {
       if (cmd->count(std::string("--") + name) > 0) given.emplace_back(name);
     }
     exit_code = sluice::tools::run_serve(*flags, given);

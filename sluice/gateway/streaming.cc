@@ -1,0 +1,325 @@
+#include "sluice/gateway/streaming.h"
+
+#include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+
+#include "sluice/flow/error.h"
+
+namespace sluice::gateway {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+size_t SseFramer::feed(std::string_view piece) noexcept {
+  size_t complete = 0;  // bytes of `pending_ + piece` up to the last boundary seen
+  for (size_t i = 0; i < piece.size(); ++i) {
+    const char c = piece[i];
+    if (c == '\n' && after_cr_) {  // the LF of a CRLF: the line already ended at the CR
+      after_cr_ = false;
+      if (complete == pending_ + i) complete = pending_ + i + 1;  // keep CRLF whole
+      continue;
+    }
+    after_cr_ = c == '\r';
+    if (c == '\n' || c == '\r') {
+      if (line_start_) {
+        complete = pending_ + i + 1;  // a blank line: an event ends here
+        ++events_;
+      }
+      line_start_ = true;
+    } else {
+      line_start_ = false;
+    }
+  }
+  pending_ += piece.size();
+  pending_ -= complete;
+  return complete;
+}
+
+std::string_view to_string(StreamOutcome outcome) noexcept {
+  switch (outcome) {
+    case StreamOutcome::completed:
+      return "completed";
+    case StreamOutcome::client_gone:
+      return "client_gone";
+    case StreamOutcome::upstream_error:
+      return "upstream_error";
+    case StreamOutcome::stalled:
+      return "stalled";
+    case StreamOutcome::slow_client:
+      return "slow_client";
+  }
+  return "completed";
+}
+
+// ---------------------------------------------------------------------------------------
+// StreamRegistry
+
+namespace {
+
+void add_entry(StreamTotals& t, const StreamEntry& e) {
+  t.upstream_bytes += e.upstream_bytes.load(std::memory_order_relaxed);
+  t.client_bytes += e.client_bytes.load(std::memory_order_relaxed);
+  t.events += e.events.load(std::memory_order_relaxed);
+  const auto s = e.stream->stats();
+  t.throttled_ns += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(s.total_throttle_time).count());
+  t.state_changes += s.state_changes;
+  t.max_buffered_bytes = std::max<uint64_t>(t.max_buffered_bytes, s.max_buffered_bytes);
+}
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+std::shared_ptr<StreamEntry> StreamRegistry::add(std::shared_ptr<StreamEntry> entry) {
+  std::lock_guard lock(mu_);
+  entry->id = next_id_++;
+  ++ended_.started;
+  active_.emplace(entry->id, entry);
+  return entry;
+}
+
+void StreamRegistry::remove(const StreamEntry& entry, StreamOutcome outcome) {
+  std::lock_guard lock(mu_);
+  if (active_.erase(entry.id) == 0) return;
+  ++ended_.ended[static_cast<size_t>(outcome)];
+  add_entry(ended_, entry);
+}
+
+size_t StreamRegistry::active() const {
+  std::lock_guard lock(mu_);
+  return active_.size();
+}
+
+StreamTotals StreamRegistry::totals() const {
+  std::lock_guard lock(mu_);
+  StreamTotals t = ended_;
+  for (const auto& [id, e] : active_) add_entry(t, *e);
+  return t;
+}
+
+boost::json::object StreamRegistry::to_json(size_t limit) const {
+  std::vector<std::shared_ptr<StreamEntry>> entries;
+  StreamTotals totals;
+  {
+    std::lock_guard lock(mu_);
+    totals = ended_;
+    entries.reserve(std::min(limit, active_.size()));
+    for (const auto& [id, e] : active_) {
+      add_entry(totals, *e);
+      if (entries.size() < limit) entries.push_back(e);
+    }
+  }
+  boost::json::object out;
+  out["active"] = entries.size();
+  boost::json::object ended;
+  for (size_t i = 0; i < kStreamOutcomeCount; ++i) {
+    ended[to_string(static_cast<StreamOutcome>(i))] = totals.ended[i];
+  }
+  out["started"] = totals.started;
+  out["ended"] = std::move(ended);
+  out["upstream_bytes"] = totals.upstream_bytes;
+  out["client_bytes"] = totals.client_bytes;
+  out["events"] = totals.events;
+  out["throttled_seconds"] = static_cast<double>(totals.throttled_ns) / 1e9;
+  boost::json::array streams;
+  for (const auto& e : entries) {
+    const auto s = e->stream->stats();
+    const auto& o = e->stream->options();
+    boost::json::object j;
+    j["id"] = e->id;
+    j["route"] = e->route;
+    j["client"] = e->client;
+    j["target"] = e->target;
+    j["event_stream"] = e->event_stream;
+    j["slow_client"] = e->policy;
+    j["started_unix_ms"] = e->started_unix_ms;
+    j["state"] = flow::to_string(s.state);
+    j["buffered_chunks"] = s.buffered_chunks;
+    j["buffered_bytes"] = s.buffered_bytes;
+    j["max_chunks"] = o.buffer_size;
+    j["max_bytes"] = o.max_buffered_bytes;
+    j["fill_high_water"] = s.max_fill;
+    j["upstream_bytes"] = e->upstream_bytes.load(std::memory_order_relaxed);
+    j["client_bytes"] = e->client_bytes.load(std::memory_order_relaxed);
+    j["events"] = e->events.load(std::memory_order_relaxed);
+    j["state_changes"] = s.state_changes;
+    j["throttled_seconds"] = seconds(s.total_throttle_time);
+    j["producer_wait_seconds"] = seconds(s.producer_wait_time);
+    j["overflows"] = s.overflow_count;
+    streams.push_back(std::move(j));
+  }
+  out["streams"] = std::move(streams);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// pump
+
+namespace {
+
+bool stalled(const error_code& ec) { return ec == http::ClientError::read_timeout; }
+
+std::string error_event(std::string_view upstream, const error_code& ec) {
+  boost::json::object body;
+  body["error"] = stalled(ec) ? "upstream_stalled" : "upstream_aborted";
+  body["reason"] = "upstream '" + std::string(upstream) + "' " +
+                   (stalled(ec) ? "went silent mid-stream: " : "failed mid-stream: ") +
+                   ec.message();
+  return "event: error\ndata: " + boost::json::serialize(body) + "\n\n";
+}
+
+}  // namespace
+
+asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseWriter& writer,
+                                 const StreamConfig& config, StreamEntry& entry,
+                                 std::string_view upstream_name,
+                                 http::StreamCompressor* compressor) {
+  using namespace asio::experimental::awaitable_operators;
+  flow::BoundedStream& stream = *entry.stream;
+  const size_t max_chunk = stream.options().max_buffered_bytes;
+  response.set_read_timeout(config.stall_timeout);
+  PumpResult result;
+  bool writer_done = false;  // the client side ended: the reader must stop
+
+  // Reads the upstream and pushes what it read; for an event stream, whole events only.
+  auto read = [&]() -> asio::awaitable<void> {
+    SseFramer framer;
+    std::string partial;  // an event stream's incomplete last event
+    // Pushes `chunk` in pieces the stream accepts; false when the stream ended.
+    const auto push_one = [&](std::string chunk) -> asio::awaitable<bool> {
+      auto pushed = co_await stream.push(std::move(chunk));
+      if (!pushed && pushed.error() == flow::Errc::stream_overflow) {
+        // The client fell behind the bound under `disconnect`: cut it now, even while its
+        // writer waits on a full socket.
+        result.outcome = StreamOutcome::slow_client;
+        writer.abort();
+      }
+      co_return pushed.has_value();
+    };
+    const auto push = [&](std::string chunk) -> asio::awaitable<bool> {
+      while (chunk.size() > max_chunk) {
+        std::string head = chunk.substr(0, max_chunk);
+        chunk.erase(0, max_chunk);
+        if (!co_await push_one(std::move(head))) co_return false;
+      }
+      co_return co_await push_one(std::move(chunk));
+    };
+    while (!writer_done) {
+      auto piece = co_await response.read_some();
+      if (writer_done) break;
+      if (!piece) {
+        result.upstream_error = piece.error();
+        result.outcome =
+            stalled(piece.error()) ? StreamOutcome::stalled : StreamOutcome::upstream_error;
+        break;
+      }
+      if (piece->empty()) {  // the body ended; an unterminated last event goes as it is
+        if (!partial.empty() && !co_await push(std::move(partial))) break;
+        break;
+      }
+      entry.upstream_bytes.fetch_add(piece->size(), std::memory_order_relaxed);
+      std::string chunk;
+      if (entry.event_stream) {
+        const size_t complete = framer.feed(*piece);
+        entry.events.store(framer.events(), std::memory_order_relaxed);
+        if (partial.empty() && complete == piece->size()) {
+          chunk.assign(piece->data(), piece->size());  // the usual case: whole events
+        } else {
+          partial.append(piece->data(), piece->size());
+          if (complete > 0) {
+            chunk = partial.substr(0, complete);
+            partial.erase(0, complete);
+          } else if (partial.size() >= max_chunk) {
+            // An event larger than the buffer: forwarded in pieces rather than held whole.
+            chunk = std::move(partial);
+            partial.clear();
+            framer.skip();
+          } else {
+            continue;
+          }
+        }
+      } else {
+        chunk.assign(piece->data(), piece->size());
+      }
+      if (!co_await push(std::move(chunk))) break;
+    }
+    stream.close();  // the writer drains what is buffered, then sees the end
+  };
+
+  // What goes to the client for `plain`: itself, or its coded bytes (possibly none yet).
+  std::string coded;
+  const http::Flush flush = entry.event_stream ? http::Flush::sync : http::Flush::none;
+  const auto code = [&](const std::string& plain) -> const std::string* {
+    if (compressor == nullptr) return &plain;
+    coded.clear();
+    if (compressor->write(plain, flush, coded)) return nullptr;
+    return &coded;
+  };
+
+  // Pops and writes to the client.
+  auto write = [&]() -> asio::awaitable<void> {
+    while (true) {
+      auto chunk = co_await stream.pop();
+      if (!chunk) {
+        if (chunk.error() == flow::Errc::stream_overflow) {
+          result.outcome = StreamOutcome::slow_client;
+          writer.abort();
+        }
+        break;  // end_of_stream: the reader is done
+      }
+      const std::string* out = code(*chunk);
+      if (out == nullptr) {  // the codec failed: the client cannot decode what follows
+        result.outcome = StreamOutcome::client_gone;
+        writer.abort();
+        break;
+      }
+      if (out->empty()) continue;  // the compressor holds it until more comes
+      if (co_await writer.write_chunk(*out)) {
+        if (result.outcome != StreamOutcome::slow_client)
+          result.outcome = StreamOutcome::client_gone;
+        break;
+      }
+      entry.client_bytes.fetch_add(out->size(), std::memory_order_relaxed);
+    }
+    writer_done = true;
+    if (result.outcome == StreamOutcome::client_gone ||
+        result.outcome == StreamOutcome::slow_client) {
+      stream.cancel();    // a reader waiting for room gives up
+      response.cancel();  // a reader waiting on a silent upstream gives up
+    }
+  };
+
+  co_await (read() && write());
+
+  // The last bytes of a coded stream (its trailer); empty without a compressor.
+  const auto tail = [&](const std::string& plain) -> std::string {
+    if (compressor == nullptr) return plain;
+    std::string out;
+    if (!plain.empty() && compressor->write(plain, http::Flush::none, out)) return {};
+    if (compressor->finish(out)) return {};
+    return out;
+  };
+  if (result.outcome == StreamOutcome::completed) {
+    const std::string last = tail({});
+    if (!last.empty() && co_await writer.write_chunk(last)) {
+      result.outcome = StreamOutcome::client_gone;
+    } else if (co_await writer.finish()) {
+      result.outcome = StreamOutcome::client_gone;
+    }
+  } else if (result.upstream_error) {
+    if (entry.event_stream) {
+      // An event stream ends cleanly with an error event the client's SSE parser sees.
+      const std::string event = tail(error_event(upstream_name, result.upstream_error));
+      if (!co_await writer.write_chunk(event)) (void)co_await writer.finish();
+    } else {
+      writer.abort();  // the client sees a cut response, never a complete-looking one
+    }
+  }
+  co_return result;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,145 @@
+// Streamed answers: how an upstream body that is not buffered whole (an event stream, a
+// chunked body, a body over 64 KiB) reaches one client.
+//
+//   upstream socket -> reader (producer) -> flow::BoundedStream (per client) -> writer -> client
+//
+// The reader and the writer are two coroutines on the request's worker. The stream between
+// them is bounded in chunks and bytes (`route.stream.buffer_chunks` / `buffer_bytes`), so a
+// client that reads slowly can never make the gateway hold more than that for it; at the bound
+// the route's `slow_client` policy applies:
+//   block       the reader stops reading the upstream until the client catches up: TCP
+//               backpressure all the way to the upstream (the right policy for one client);
+//   disconnect  the slow client's connection is closed and the upstream call ends.
+// An event stream is cut only at event boundaries (a blank line): a chunk holds whole events,
+// so an error event or a dropped chunk never splits one. An upstream that resets, or stays
+// silent longer than `stall_timeout`, ends the stream: an event stream gets a final
+// `event: error` (its SSE parser sees a clean end), another body is cut (the client sees a
+// truncated answer, never a complete-looking one).
+//
+// Every stream in progress is in the `StreamRegistry`, with its state (NORMAL / WARNING /
+// THROTTLED / BLOCKED, from the stream's fill) and counters: `GET /admin/streams`.
+//
+// Thread-safety: `StreamRegistry` is safe from any thread (one mutex, taken when a stream
+// starts and ends and when the admin API reads it, never per chunk). `pump` runs on the
+// request's worker; the response and writer it is given belong to that worker.
+// Cost per chunk: one copy of the piece read into the stream's buffer (moved out to the
+// writer), one push and one pop (a mutex each, uncontended).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "sluice/base/clock.h"
+#include "sluice/flow/bounded_stream.h"
+#include "sluice/gateway/config.h"
+#include "sluice/http/client.h"
+#include "sluice/http/compression.h"
+#include "sluice/http/server.h"
+
+namespace sluice::gateway {
+
+// Finds where the complete events of an SSE byte stream end. Feed it the stream piece by
+// piece; each call returns how many bytes of everything fed so far (and not yet returned)
+// form complete events, i.e. end with a blank line (LF, CRLF or CR line ends, mixed).
+class SseFramer {
+ public:
+  // `piece` continues the stream; returns the length of the newly complete prefix of the
+  // bytes pending (previous calls' leftover plus `piece`), 0 when no event ended.
+  size_t feed(std::string_view piece) noexcept;
+  // The caller took the pending bytes without a boundary (an event too large to hold).
+  void skip() noexcept { pending_ = 0; }
+  // Events completed so far.
+  [[nodiscard]] uint64_t events() const noexcept { return events_; }
+
+ private:
+  size_t pending_ = 0;  // bytes fed and not yet returned
+  uint64_t events_ = 0;
+  bool line_start_ = true;  // the next byte starts a line
+  bool after_cr_ = false;   // the last byte was CR (a following LF belongs to it)
+};
+
+// How a streamed answer ended.
+enum class StreamOutcome : uint8_t {
+  completed,       // the upstream body ended and the client received all of it
+  client_gone,     // the client went away (a write failed)
+  upstream_error,  // the upstream reset or closed the connection mid-body
+  stalled,         // the upstream was silent longer than `stall_timeout`
+  slow_client,     // the client fell behind the bound and the policy disconnected it
+};
+inline constexpr size_t kStreamOutcomeCount = 5;
+[[nodiscard]] std::string_view to_string(StreamOutcome outcome) noexcept;
+
+// One stream in progress, as the admin API shows it.
+struct StreamEntry {
+  uint64_t id = 0;
+  std::string route;
+  std::string client;  // the client's address
+  std::string target;  // the request target
+  std::string policy;  // slow_client policy
+  bool event_stream = false;
+  int64_t started_unix_ms = 0;
+  std::shared_ptr<flow::BoundedStream> stream;
+  std::atomic<uint64_t> upstream_bytes{0};  // read from the upstream
+  std::atomic<uint64_t> client_bytes{0};    // accepted by the client's socket
+  std::atomic<uint64_t> events{0};          // complete SSE events forwarded
+};
+
+struct StreamTotals {
+  uint64_t started = 0;
+  std::array<uint64_t, kStreamOutcomeCount> ended{};  // by StreamOutcome
+  uint64_t upstream_bytes = 0;
+  uint64_t client_bytes = 0;
+  uint64_t events = 0;
+  uint64_t throttled_ns = 0;        // time streams spent THROTTLED or BLOCKED
+  uint64_t state_changes = 0;       // NORMAL/WARNING/THROTTLED/BLOCKED transitions
+  uint64_t max_buffered_bytes = 0;  // largest buffer any stream held
+};
+
+class StreamRegistry {
+ public:
+  std::shared_ptr<StreamEntry> add(std::shared_ptr<StreamEntry> entry);
+  void remove(const StreamEntry& entry, StreamOutcome outcome);
+  [[nodiscard]] size_t active() const;
+  // Totals of ended streams plus the ones in progress.
+  [[nodiscard]] StreamTotals totals() const;
+  // The streams in progress (at most `limit`, oldest first) with their flow state and
+  // counters; the GET /admin/streams body.
+  [[nodiscard]] boost::json::object to_json(size_t limit) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::shared_ptr<StreamEntry>> active_;
+  uint64_t next_id_ = 1;
+  StreamTotals ended_;  // ended streams only
+};
+
+struct PumpResult {
+  StreamOutcome outcome = StreamOutcome::completed;
+  boost::system::error_code upstream_error;  // set for upstream_error and stalled
+};
+
+// Streams the rest of `response`'s body to `writer` (whose head is already written) through
+// the bounded stream of `entry`, under `config`'s policy and stall timeout, and ends the
+// client's response: finished when the body completed; for an upstream failure, an event
+// stream gets `event: error` with data {"error":"upstream_aborted"|"upstream_stalled",
+// "reason":...} and another body is aborted; a slow client under `disconnect` is aborted.
+// Returns how it ended; the upstream connection goes back to its pool only after a complete
+// body.
+// With `compressor` (not null) every chunk is coded on its way out, flushed per chunk for an
+// event stream (no event waits for the next), and the coded stream is finished at the end.
+boost::asio::awaitable<PumpResult> pump(http::ClientResponse& response,
+                                        http::ResponseWriter& writer, const StreamConfig& config,
+                                        StreamEntry& entry, std::string_view upstream_name,
+                                        http::StreamCompressor* compressor = nullptr);
+
+}  // namespace sluice::gateway
