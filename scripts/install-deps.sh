@@ -20,7 +20,7 @@ packages=(
   curl procps python3
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light varnish wrk hyperfine redis-server postgresql)
+  packages+=(nginx-light libnginx-mod-nchan varnish wrk hyperfine redis-server postgresql)
 fi
 
 missing=()

@@ -9,6 +9,9 @@
 //   slow response that delays the next send is charged to that next request too (coordinated
 //   omission accounted for). `rate == 0` is closed loop (send as soon as the previous response
 //   arrived) with an optional request count. Optional Zipf key distribution and tenants.
+// - sse: N subscribers on one event stream and one publisher; deliveries/s and the
+//   publish-to-receive latency of every delivery (timestamps in the events); optional
+//   never-reading subscribers and subscriber churn (the broadcaster soak).
 // - slow-readers: M connections request a large or streaming response and read it at B
 //   bytes/s with a small receive buffer, so the server sees real back-pressure.
 // And a stand-in upstream (the knobs of `sluice sim-upstream`) for machines without it.
@@ -100,6 +103,20 @@ struct SlowReaderOptions {
   double duration_s = 10;          // stop reading after this long even if not done
 };
 
+// N subscribers on one SSE channel and one publisher (bench/run-sse.sh, bench/soak-broadcast.sh).
+struct SseOptions {
+  CommonOptions common;     // `url`: the subscribe URL (GET, text/event-stream)
+  std::string publish_url;  // POST target of the publisher
+  unsigned subscribers = 1000;
+  unsigned slow = 0;          // of the subscribers, this many never read
+  uint64_t events = 1000;     // events published
+  double rate = 0;            // events/s; 0 = each as soon as the previous was answered
+  size_t size = 100;          // bytes of data per event (>= 48: holds the timestamp)
+  double churn = 0;           // extra subscribers joining (and leaving after 2-6 s) per second
+  unsigned settle_ms = 500;   // pause between the last subscribe and the first event
+  unsigned drain_ms = 10000;  // after the last publish, longest wait for every delivery
+};
+
 // Stand-in for `sluice sim-upstream` (bench/README.md lists its knobs).
 struct StandInOptions {
   std::string listen = "127.0.0.1:0";  // address:port; port 0 picks a free one
@@ -110,6 +127,7 @@ struct StandInOptions {
 [[nodiscard]] Report run_storm(const StormOptions& options);
 [[nodiscard]] Report run_rate(const RateOptions& options);
 [[nodiscard]] Report run_slow_readers(const SlowReaderOptions& options);
+[[nodiscard]] Report run_sse(const SseOptions& options);
 // Runs until SIGINT/SIGTERM; returns the exit code.
 [[nodiscard]] int run_stand_in_upstream(const StandInOptions& options);
 

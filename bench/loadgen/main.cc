@@ -5,6 +5,8 @@
 //                       [--tenants 4] [--json out.json]
 //   sluice-loadgen rate --url URL --rate 0 --requests 1000000 -c 64      (closed loop)
 //   sluice-loadgen slow-readers --url URL -c 50 --bytes-per-second 1024 --duration 10
+//   sluice-loadgen sse --url http://127.0.0.1:8080/events/news
+//                      --publish-url http://127.0.0.1:8080/events/news -n 1000 --events 2000
 //   sluice-loadgen stand-in-upstream --listen 127.0.0.1:0 --ready-file F
 //   sluice-loadgen self-test        (a storm and a short rate run against the stand-in)
 //
@@ -143,6 +145,19 @@ int main(int argc, char** argv) {
   slow_cmd->add_option("--chunk", slow.chunk, "Bytes per read and receive buffer size");
   slow_cmd->add_option("-d,--duration", slow.duration_s, "Stop reading after this many seconds");
 
+  SseOptions sse;
+  auto* sse_cmd = app.add_subcommand("sse", "N SSE subscribers, one publisher, delivery latency");
+  add_common(sse_cmd, sse.common, json_path);
+  sse_cmd->add_option("--publish-url", sse.publish_url, "POST target of the publisher")->required();
+  sse_cmd->add_option("-n,--subscribers", sse.subscribers, "Subscribers");
+  sse_cmd->add_option("--slow", sse.slow, "Of them, subscribers that never read");
+  sse_cmd->add_option("--events", sse.events, "Events published");
+  sse_cmd->add_option("-r,--rate", sse.rate, "Events/s; 0 = closed loop");
+  sse_cmd->add_option("--size", sse.size, "Data bytes per event (>= 48)");
+  sse_cmd->add_option("--churn", sse.churn, "Subscribers joining and leaving per second");
+  sse_cmd->add_option("--settle-ms", sse.settle_ms, "Pause before the first event");
+  sse_cmd->add_option("--drain-ms", sse.drain_ms, "Longest wait for deliveries after publishing");
+
   StandInOptions stand_in;
   auto* up_cmd = app.add_subcommand("stand-in-upstream", "Stand-in for `sluice sim-upstream`");
   up_cmd->add_option("--listen", stand_in.listen, "ADDR:PORT (port 0: any free port)");
@@ -160,6 +175,7 @@ int main(int argc, char** argv) {
     if (storm_cmd->parsed()) exit_code = emit(run_storm(storm), json_path);
     if (rate_cmd->parsed()) exit_code = emit(run_rate(rate), json_path);
     if (slow_cmd->parsed()) exit_code = emit(run_slow_readers(slow), json_path);
+    if (sse_cmd->parsed()) exit_code = emit(run_sse(sse), json_path);
     if (up_cmd->parsed()) exit_code = run_stand_in_upstream(stand_in);
     if (self_cmd->parsed()) exit_code = self_test();
   } catch (const std::invalid_argument& e) {

@@ -27,7 +27,7 @@ class FlowCategory final : public boost::system::error_category {
       case Errc::over_limit:
         return "concurrency limit reached";
       case Errc::would_block:
-        return "stream buffer full: the chunk was not queued (offer under block_producer)";
+        return "would block: no room for the chunk (offer), or nothing buffered (try_pop)";
     }
     return "unknown sluice.flow error";
   }

@@ -29,6 +29,7 @@ enum class Errc {
   over_limit,
   // `BoundedStream::offer()` under `OverflowPolicy::block_producer`: the chunk does not fit now
   // (or producers are already waiting); it was not queued. A `push()` would have suspended.
+  // `BoundedStream::try_pop()`: nothing is buffered now. A `pop()` would have suspended.
   would_block,
 };
 

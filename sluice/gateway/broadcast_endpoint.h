@@ -4,9 +4,9 @@
 //   POST {prefix}{channel}   publishes the body as one event's data. Query `event=` names the
 //                            event type, `id=` supplies its id (else the channel's next integer).
 //                            Answer 200 {"channel","id","delivered","dropped_oldest",
-//                            "disconnected"}. Needs `Authorization: Bearer <publish_token>`
-//                            unless the publisher is on loopback (and no token is configured,
-//                            loopback only).
+//                            "disconnected"}. With `publish_token` set, every publisher must
+//                            send `Authorization: Bearer <publish_token>`; without one, only
+//                            loopback clients may publish.
 //   GET  {prefix}{channel}   subscribes: 200 text/event-stream, events as they are published.
 //                            `Last-Event-ID` (header, or `last_event_id=` in the query for
 //                            clients that cannot set headers) replays what the channel's history

@@ -127,11 +127,15 @@ void Gateway::maintain() {
           ? std::min<Duration>(kMaintenanceInterval, initial_.broadcast.cleanup_interval)
           : Duration(kMaintenanceInterval);
   TimePoint last_cleanup = base::SteadyClock::instance().now();
+  TimePoint last_sweep = last_cleanup;
   std::unique_lock lock(maintenance_mu_);
   while (!maintenance_cv_.wait_for(lock, tick, [this] { return stopped_.load(); })) {
     lock.unlock();
-    proxy_->sweep_broadcast();
     const TimePoint now = base::SteadyClock::instance().now();
+    if (initial_.broadcast.enabled && now - last_sweep >= initial_.broadcast.cleanup_interval) {
+      last_sweep = now;
+      proxy_->sweep_broadcast();
+    }
     if (now - last_cleanup >= kMaintenanceInterval) {
       last_cleanup = now;
       proxy_->cleanup_pools();

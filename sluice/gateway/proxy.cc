@@ -1182,6 +1182,9 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   entry->target = std::string(r.request->target());
   entry->policy = rc.stream.slow_client;
   entry->event_stream = event_stream;
+  // A body of unknown length is a live stream (SSE, NDJSON tokens): coded with a flush per
+  // chunk, so nothing waits in the compressor for more.
+  entry->flush_each_chunk = event_stream || !declared_length(upstream_head);
   entry->started_unix_ms = r.start_unix_ns / 1'000'000;
   entry->stream = std::make_shared<flow::BoundedStream>(flow::BoundedStreamOptions{
       .buffer_size = rc.stream.buffer_chunks,
@@ -1344,6 +1347,13 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
                 name == bh::field::date) {
               head_only.headers.insert(name, field.value());
             }
+          }
+          if (!c.encoded.empty()) {
+            // The validators of the variant this client gets (weak ETag, Vary).
+            const EncodingHeaders eh =
+                encoding_headers(c.headers, encoder_.choose(accept_encoding(request), c));
+            head_only.headers.set(bh::field::vary, eh.vary);
+            if (!eh.etag.empty()) head_only.headers.set(bh::field::etag, eh.etag);
           }
           head_only.stored_at = c.stored_at;
           head_only.initial_age = c.initial_age;

@@ -5,6 +5,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <optional>
 
 #include "sluice/flow/error.h"
 
@@ -26,10 +27,12 @@ size_t SseFramer::feed(std::string_view piece) noexcept {
     if (c == '\n' || c == '\r') {
       if (line_start_) {
         complete = pending_ + i + 1;  // a blank line: an event ends here
-        ++events_;
+        if (has_field_) ++events_;
+        has_field_ = false;
       }
       line_start_ = true;
     } else {
+      if (line_start_ && c != ':') has_field_ = true;  // a field, not a comment
       line_start_ = false;
     }
   }
@@ -163,6 +166,9 @@ namespace {
 
 bool stalled(const error_code& ec) { return ec == http::ClientError::read_timeout; }
 
+// A writer sends what is buffered together, up to about this many bytes per write.
+constexpr size_t kWriteBatchBytes = 64 * 1024;
+
 std::string error_event(std::string_view upstream, const error_code& ec) {
   boost::json::object body;
   body["error"] = stalled(ec) ? "upstream_stalled" : "upstream_aborted";
@@ -245,14 +251,18 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
       } else {
         chunk.assign(piece->data(), piece->size());
       }
-      if (!co_await push(std::move(chunk))) break;
+      if (chunk.size() <= max_chunk) {  // the usual case: one push, no helper frame
+        if (!co_await push_one(std::move(chunk))) break;
+      } else if (!co_await push(std::move(chunk))) {
+        break;
+      }
     }
     stream.close();  // the writer drains what is buffered, then sees the end
   };
 
   // What goes to the client for `plain`: itself, or its coded bytes (possibly none yet).
   std::string coded;
-  const http::Flush flush = entry.event_stream ? http::Flush::sync : http::Flush::none;
+  const http::Flush flush = entry.flush_each_chunk ? http::Flush::sync : http::Flush::none;
   const auto code = [&](const std::string& plain) -> const std::string* {
     if (compressor == nullptr) return &plain;
     coded.clear();
@@ -270,6 +280,12 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
           writer.abort();
         }
         break;  // end_of_stream: the reader is done
+      }
+      // What else is buffered goes in the same write (one syscall for a burst).
+      while (chunk->size() < kWriteBatchBytes) {
+        auto more = stream.try_pop();
+        if (!more) break;  // nothing now; an end or an error is seen by the next pop
+        *chunk += *more;
       }
       const std::string* out = code(*chunk);
       if (out == nullptr) {  // the codec failed: the client cannot decode what follows
@@ -295,17 +311,21 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
 
   co_await (read() && write());
 
-  // The last bytes of a coded stream (its trailer); empty without a compressor.
-  const auto tail = [&](const std::string& plain) -> std::string {
+  // `plain` and the end of a coded stream (its trailer); nullopt when the codec failed (the
+  // body must then be cut, never finished).
+  const auto tail = [&](const std::string& plain) -> std::optional<std::string> {
     if (compressor == nullptr) return plain;
     std::string out;
-    if (!plain.empty() && compressor->write(plain, http::Flush::none, out)) return {};
-    if (compressor->finish(out)) return {};
+    if (!plain.empty() && compressor->write(plain, http::Flush::none, out)) return std::nullopt;
+    if (compressor->finish(out)) return std::nullopt;
     return out;
   };
   if (result.outcome == StreamOutcome::completed) {
-    const std::string last = tail({});
-    if (!last.empty() && co_await writer.write_chunk(last)) {
+    const std::optional<std::string> last = tail(std::string());
+    if (!last) {
+      writer.abort();
+      result.outcome = StreamOutcome::client_gone;
+    } else if (!last->empty() && co_await writer.write_chunk(*last)) {
       result.outcome = StreamOutcome::client_gone;
     } else if (co_await writer.finish()) {
       result.outcome = StreamOutcome::client_gone;
@@ -313,8 +333,13 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
   } else if (result.upstream_error) {
     if (entry.event_stream) {
       // An event stream ends cleanly with an error event the client's SSE parser sees.
-      const std::string event = tail(error_event(upstream_name, result.upstream_error));
-      if (!co_await writer.write_chunk(event)) (void)co_await writer.finish();
+      const std::optional<std::string> event =
+          tail(error_event(upstream_name, result.upstream_error));
+      if (!event) {
+        writer.abort();
+      } else if (!co_await writer.write_chunk(*event)) {
+        (void)co_await writer.finish();
+      }
     } else {
       writer.abort();  // the client sees a cut response, never a complete-looking one
     }

@@ -58,12 +58,14 @@ class SseFramer {
   size_t feed(std::string_view piece) noexcept;
   // The caller took the pending bytes without a boundary (an event too large to hold).
   void skip() noexcept { pending_ = 0; }
-  // Events completed so far.
+  // Events completed so far (blocks with at least one field line; comment-only blocks such as
+  // keep-alives and extra blank lines are boundaries but not events).
   [[nodiscard]] uint64_t events() const noexcept { return events_; }
 
  private:
   size_t pending_ = 0;  // bytes fed and not yet returned
   uint64_t events_ = 0;
+  bool has_field_ = false;  // the event in progress has a field line (not only comments)
   bool line_start_ = true;  // the next byte starts a line
   bool after_cr_ = false;   // the last byte was CR (a following LF belongs to it)
 };
@@ -87,6 +89,7 @@ struct StreamEntry {
   std::string target;  // the request target
   std::string policy;  // slow_client policy
   bool event_stream = false;
+  bool flush_each_chunk = false;  // a compressed stream flushes after every chunk
   int64_t started_unix_ms = 0;
   std::shared_ptr<flow::BoundedStream> stream;
   std::atomic<uint64_t> upstream_bytes{0};  // read from the upstream

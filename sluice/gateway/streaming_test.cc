@@ -72,6 +72,15 @@ TEST(SseFramer, CommentsAndFieldsWithoutBlankLineAreHeldBack) {
   EXPECT_EQ(f.feed("\n"), std::string(": heartbeat\nevent: x\n\n").size());
 }
 
+TEST(SseFramer, CommentOnlyBlocksAreBoundariesButNotEvents) {
+  SseFramer f;
+  EXPECT_EQ(f.feed(": keep-alive\n\n"), 14u);  // released, so the client gets it at once
+  EXPECT_EQ(f.feed("\n"), 1u);                 // an extra blank line
+  EXPECT_EQ(f.events(), 0u);
+  EXPECT_EQ(f.feed(": note\ndata: x\n\n"), 16u);
+  EXPECT_EQ(f.events(), 1u);
+}
+
 TEST(SseFramer, SkipForgetsThePendingBytes) {
   SseFramer f;
   EXPECT_EQ(f.feed("data: very long"), 0u);

@@ -905,7 +905,11 @@ void ClientResponse::finish(error_code error) {
   if (!conn_) return;
   error_ = error;
   auto& p = *parser_->parser;
-  if (error) {
+  if (error && cancelled_) {
+    // The reader gave up (its client went away): not an upstream failure.
+    internal::ClientImpl::bump(impl_->counters_.responses_abandoned);
+    impl_->finish(conn_, false, true, pool::CloseReason::kError);
+  } else if (error) {
     const auto e = static_cast<ClientError>(error.value());
     impl_->count_error(e);
     impl_->finish(conn_, false, false,

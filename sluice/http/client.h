@@ -244,7 +244,8 @@ class ClientResponse {
   // timeout: the longest silence allowed between two pieces).
   void set_read_timeout(Duration timeout) noexcept { read_timeout_ = timeout; }
   // Ends the body now: a pending `read_some` completes with `upstream_closed`, the connection
-  // is closed, and later reads return that error. For a reader that must stop while waiting
+  // is closed (counted as abandoned, not as an upstream error), and later reads return that
+  // error. For a reader that must stop while waiting
   // on a silent upstream. Same executor as the reads; no effect once done.
   void cancel() noexcept;
   // Body bytes returned so far.
