@@ -1,10 +1,16 @@
 #include "sluice/gateway/streaming.h"
 
 #include <algorithm>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <cstring>
+#include <exception>
 #include <optional>
 
 #include "sluice/flow/error.h"
@@ -16,6 +22,31 @@ using boost::system::error_code;
 
 size_t SseFramer::feed(std::string_view piece) noexcept {
   size_t complete = 0;  // bytes of `pending_ + piece` up to the last boundary seen
+  if (!after_cr_ && std::memchr(piece.data(), '\r', piece.size()) == nullptr) {
+    // LF line ends only (the usual case): jump from line to line with memchr.
+    size_t i = 0;
+    while (i < piece.size()) {
+      if (line_start_) {
+        const char c = piece[i];
+        if (c == '\n') {  // a blank line: an event ends here
+          complete = pending_ + i + 1;
+          if (has_field_) ++events_;
+          has_field_ = false;
+          ++i;
+          continue;
+        }
+        if (c != ':') has_field_ = true;  // a field, not a comment
+        line_start_ = false;
+      }
+      const void* lf = std::memchr(piece.data() + i, '\n', piece.size() - i);
+      if (lf == nullptr) break;  // the line goes on in the next piece
+      i = static_cast<size_t>(static_cast<const char*>(lf) - piece.data()) + 1;
+      line_start_ = true;
+    }
+    pending_ += piece.size();
+    pending_ -= complete;
+    return complete;
+  }
   for (size_t i = 0; i < piece.size(); ++i) {
     const char c = piece[i];
     if (c == '\n' && after_cr_) {  // the LF of a CRLF: the line already ended at the CR
@@ -184,7 +215,6 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
                                  const StreamConfig& config, StreamEntry& entry,
                                  std::string_view upstream_name,
                                  http::StreamCompressor* compressor) {
-  using namespace asio::experimental::awaitable_operators;
   flow::BoundedStream& stream = *entry.stream;
   const size_t max_chunk = stream.options().max_buffered_bytes;
   response.set_read_timeout(config.stall_timeout);
@@ -309,7 +339,32 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
     }
   };
 
-  co_await (read() && write());
+  // The reader runs beside this coroutine (spawned, so that neither carries a cancellation
+  // slot on every operation); this one writes, then waits for the reader to return.
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  bool reader_done = false;
+  std::exception_ptr reader_failure;
+  asio::steady_timer reader_finished(executor, asio::steady_timer::time_point::max());
+  asio::co_spawn(executor, read(), [&](std::exception_ptr e) {
+    reader_done = true;
+    reader_failure = e;
+    if (e) stream.cancel();  // a writer waiting for chunks must not wait forever
+    reader_finished.cancel();
+  });
+  std::exception_ptr writer_failure;
+  try {
+    co_await write();
+  } catch (...) {
+    writer_failure = std::current_exception();
+    writer_done = true;
+    stream.cancel();
+    response.cancel();
+  }
+  while (!reader_done) {
+    (void)co_await reader_finished.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (writer_failure) std::rethrow_exception(writer_failure);
+  if (reader_failure) std::rethrow_exception(reader_failure);
 
   // `plain` and the end of a coded stream (its trailer); nullopt when the codec failed (the
   // body must then be cut, never finished).

@@ -867,6 +867,7 @@ ClientResponse& ClientResponse::operator=(ClientResponse&& other) noexcept {
     error_ = other.error_;
     body_bytes_ = other.body_bytes_;
     read_timeout_ = other.read_timeout_;
+    deferred_error_ = other.deferred_error_;
     done_ = other.done_;
     cancelled_ = other.cancelled_;
     reused_ = other.reused_;
@@ -930,6 +931,10 @@ asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_so
     finish(make_error_code(ClientError::upstream_closed));
     co_return error_;
   }
+  if (deferred_error_) {  // the previous piece was followed by malformed framing
+    finish(deferred_error_);
+    co_return error_;
+  }
   auto& p = *parser_->parser;
   auto conn = conn_;
   auto impl = impl_;
@@ -955,9 +960,24 @@ asio::awaitable<boost::system::result<std::string_view>> ClientResponse::read_so
                                         : impl->classify(*conn, ec, true)));
       co_return error_;
     }
-    const size_t got = conn->body_buffer.size() - p.get().body().size;
+    size_t got = conn->body_buffer.size() - p.get().body().size;
     if (got > 0) {
       internal::ClientImpl::disarm(*conn);
+      // What the same read brought beyond this piece (more chunks of a chunked stream) is
+      // parsed into the rest of the body buffer now, without another asynchronous read: one
+      // piece per read, not one per chunk.
+      while (conn->buffer.size() > 0 && p.get().body().size > 0 && !p.is_done()) {
+        error_code more;
+        const size_t used = p.put(conn->buffer.data(), more);
+        conn->buffer.consume(used);
+        if (more == bh::error::need_more || more == bh::error::need_buffer) break;
+        if (more) {
+          deferred_error_ = make_error_code(ClientError::bad_response);  // after this piece
+          break;
+        }
+        if (used == 0) break;
+      }
+      got = conn->body_buffer.size() - p.get().body().size;
       body_bytes_ += got;
       co_return std::string_view(conn->body_buffer.data(), got);
     }

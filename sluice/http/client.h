@@ -269,6 +269,7 @@ class ClientResponse {
   boost::system::error_code error_;
   uint64_t body_bytes_ = 0;
   std::optional<Duration> read_timeout_;
+  boost::system::error_code deferred_error_;  // found while parsing ahead; returned next
   bool done_ = false;
   bool cancelled_ = false;
   bool reused_ = false;

@@ -409,6 +409,69 @@ TEST(Client, MalformedResponseIsBadResponse) {
   EXPECT_EQ(client.stats().bad_responses, 1u);
 }
 
+TEST(Client, ChunksThatArriveTogetherComeOutAsOnePiece) {
+  asio::io_context ioc;
+  // Ten chunks and the last-chunk in one write: one read returns what was buffered at once.
+  RawUpstream upstream(ioc, [](tcp::socket s, int) -> asio::awaitable<void> {
+    std::string buffer;
+    if (!co_await read_request(s, buffer)) co_return;
+    std::string response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 10; ++i) response += "5\r\nchunk\r\n";
+    response += "0\r\n\r\n";
+    co_await write(s, response);
+    co_await drain(s);
+  });
+  Client client(ioc.get_executor(), {});
+  run(ioc, [&]() -> asio::awaitable<void> {
+    auto r = co_await client.send(upstream.origin(), get("/"));
+    CO_ASSERT_OK(r);
+    std::vector<std::string> pieces;
+    for (;;) {
+      auto piece = co_await r->read_some();
+      CO_ASSERT_OK(piece);
+      if (piece->empty()) break;
+      pieces.emplace_back(*piece);
+    }
+    std::string body;
+    for (const auto& piece : pieces) body += piece;
+    std::string expected;
+    for (int i = 0; i < 10; ++i) expected += "chunk";
+    EXPECT_EQ(body, expected);
+    EXPECT_LT(pieces.size(), 10u);  // parsed ahead, not one piece per chunk
+    EXPECT_TRUE(r->done());
+  });
+}
+
+TEST(Client, MalformedChunkAfterGoodOnesIsBadResponseAfterTheGoodBytes) {
+  asio::io_context ioc;
+  RawUpstream upstream(ioc, [](tcp::socket s, int) -> asio::awaitable<void> {
+    std::string buffer;
+    if (!co_await read_request(s, buffer)) co_return;
+    co_await write(s,
+                   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n5\r\nworld\r\nzz\r\nbad\r\n");
+    co_await drain(s);
+  });
+  Client client(ioc.get_executor(), {});
+  run(ioc, [&]() -> asio::awaitable<void> {
+    auto r = co_await client.send(upstream.origin(), get("/"));
+    CO_ASSERT_OK(r);
+    std::string body;
+    boost::system::error_code failure;
+    for (;;) {
+      auto piece = co_await r->read_some();
+      if (!piece) {
+        failure = piece.error();
+        break;
+      }
+      if (piece->empty()) break;
+      body += *piece;
+    }
+    EXPECT_EQ(body, "helloworld");  // what came before the bad framing is delivered
+    EXPECT_EQ(error_of(failure), ClientError::bad_response);
+  });
+}
+
 TEST(Client, ConnectRefusedIsConnectFailed) {
   asio::io_context ioc;
   uint16_t port = 0;
