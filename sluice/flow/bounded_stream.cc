@@ -205,6 +205,11 @@ asio::awaitable<boost::system::result<std::string>> BoundedStream::pop() {
   co_return std::move(out);
 }
 
+size_t BoundedStream::buffered() const {
+  std::lock_guard lock(mu_);
+  return buffer_.size();
+}
+
 boost::system::result<std::string> BoundedStream::try_pop() {
   std::lock_guard lock(mu_);
   if (!poppers_.empty()) return make_error_code(Errc::would_block);  // they come first

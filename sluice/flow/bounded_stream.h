@@ -174,6 +174,8 @@ class BoundedStream {
   void cancel(boost::system::error_code reason = make_error_code(Errc::stream_cancelled));
 
   [[nodiscard]] StreamState state() const;
+  // Chunks buffered now (one lock; cheaper than `stats()`).
+  [[nodiscard]] size_t buffered() const;
   [[nodiscard]] Stats stats() const;
   [[nodiscard]] const BoundedStreamOptions& options() const noexcept { return options_; }
 

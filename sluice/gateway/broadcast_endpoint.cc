@@ -1,15 +1,10 @@
 #include "sluice/gateway/broadcast_endpoint.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
-#include <variant>
 
 #include "sluice/base/check.h"
 #include "sluice/flow/error.h"
@@ -182,7 +177,6 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::publish(http::Req
 asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::Request& request,
                                                                          http::ResponseWriter& w,
                                                                          std::string channel) {
-  using namespace asio::experimental::awaitable_operators;
   std::optional<std::string> last_event_id;
   if (auto it = request.find("Last-Event-ID"); it != request.end()) {
     last_event_id = std::string(it->value());
@@ -235,7 +229,6 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
     sub->mark_dead();
     co_return out;
   }
-  asio::steady_timer timer(co_await asio::this_coro::executor);
   std::string batch;
   // Ends the session for a queue that ended: closed (drained) or disconnected / found dead.
   const auto ended = [&](const error_code& ec) -> asio::awaitable<void> {
@@ -246,30 +239,24 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
     }
   };
   while (true) {
-    // What is queued now goes out in one write (a burst of events, one syscall).
+    // What is queued now goes out in one write (a burst of events, one syscall); with nothing
+    // queued, wait. Heartbeats come through the queue too (`heartbeat()`, from the gateway's
+    // maintenance thread, when the channel was silent): no timer per event here.
     auto event = sub->stream().try_pop();
-    if (!event && event.error() == flow::Errc::would_block) {
-      // Nothing queued: wait for an event or the heartbeat, whichever comes first.
-      timer.expires_after(config_.heartbeat_interval);
-      auto next =
-          co_await (sub->stream().pop() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-      if (next.index() == 1) {
-        // No event for a heartbeat interval: is the client still there?
-        if (w.peer_closed() || co_await w.write_chunk(kHeartbeat)) {
-          vanished_.fetch_add(1, std::memory_order_relaxed);
-          sub->mark_dead();
-          break;
-        }
-        heartbeats_.fetch_add(1, std::memory_order_relaxed);
-        out.bytes_out += kHeartbeat.size();
-        continue;
-      }
-      event = std::move(std::get<0>(next));
-    }
+    if (!event && event.error() == flow::Errc::would_block) event = co_await sub->stream().pop();
     if (!event) {
       const error_code why = event.error();
       co_await ended(why);
       break;
+    }
+    if (*event == kHeartbeat) {
+      // Nothing was published for a heartbeat interval: is the client still there?
+      if (w.peer_closed()) {
+        vanished_.fetch_add(1, std::memory_order_relaxed);
+        sub->mark_dead();
+        break;
+      }
+      heartbeats_.fetch_add(1, std::memory_order_relaxed);
     }
     batch = std::move(*event);
     error_code last;
@@ -282,6 +269,7 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
       batch += *more;
     }
     if (co_await w.write_chunk(batch)) {
+      vanished_.fetch_add(1, std::memory_order_relaxed);
       sub->mark_dead();
       break;
     }
@@ -295,6 +283,10 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
 }
 
 void BroadcastEndpoint::sweep() { (void)broadcaster_.sweep(); }
+
+void BroadcastEndpoint::heartbeat() {
+  (void)broadcaster_.heartbeat(config_.heartbeat_interval, kHeartbeat);
+}
 
 void BroadcastEndpoint::shutdown() { broadcaster_.shutdown(); }
 

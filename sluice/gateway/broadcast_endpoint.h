@@ -15,11 +15,12 @@
 //
 // Each subscriber is a `Subscription` whose bounded queue (`queue_events`, `queue_bytes`) this
 // endpoint drains into the client's socket; at the bound, `slow_client` disconnects it or drops
-// its oldest events (broadcaster.h). While no event comes, a `: heartbeat` comment goes out every
-// `heartbeat_interval`; before each one the socket is checked, so a vanished subscriber is
-// removed within one interval (`dead_subscribers_cleaned`). `sweep()` (from the gateway's
-// maintenance thread, every `cleanup_interval`) removes expired events, dead subscribers and
-// idle channels. `GET /admin/broadcast` shows all of it (`to_json`).
+// its oldest events (broadcaster.h). While its channel is silent, a `: heartbeat` comment goes
+// to each subscriber every `heartbeat_interval` (through its queue, from the maintenance
+// thread); before writing it the socket is checked, so a vanished subscriber is removed at the
+// next heartbeat (`dead_subscribers_cleaned`); while events flow, a failed write finds it.
+// `sweep()` (from the gateway's maintenance thread, every `cleanup_interval`) removes expired
+// events, dead subscribers and idle channels. `GET /admin/broadcast` shows all of it (`to_json`).
 //
 // Errors: 400 bad channel name or field, 401/403 publish without the token, 405 other methods,
 // 413 event data over `max_event_bytes`, 503 past `max_channels` or `max_subscribers`; each
@@ -73,6 +74,9 @@ class BroadcastEndpoint {
                                                        http::ResponseWriter& writer);
 
   void sweep();
+  // Sends the heartbeat comment to the subscribers of channels silent for a heartbeat
+  // interval (call every fraction of it).
+  void heartbeat();
   // Ends every subscription (their clients get the end of the stream); later requests get 503.
   void shutdown();
   // GET /admin/broadcast: the broadcaster's figures and up to `limit` channels.

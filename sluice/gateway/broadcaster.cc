@@ -311,7 +311,8 @@ struct BroadcastChannel {
   std::string last_event_id;  // the last published event's id
   uint64_t published = 0;
   std::vector<Subscription*> subscribers;  // each unregisters itself before it is destroyed
-  TimePoint idle_since;  // last publish, last unsubscribe leaving none, or creation
+  TimePoint idle_since;   // last publish, last unsubscribe leaving none, or creation
+  TimePoint last_sent{};  // last publish or heartbeat offered to the subscribers
 };
 
 // A relaxed counter: read only for stats.
@@ -553,6 +554,7 @@ boost::system::result<Published> Broadcaster::publish(std::string_view channel,
     ch.idle_since = std::max(ch.idle_since, now);
 
     const FanOut fan = ch.offer_locked(text, now);
+    ch.last_sent = now;
     const size_t evicted = ch.append_history_locked({id, std::move(text), now, numeric_id}, opt);
     lock.unlock();
 
@@ -674,6 +676,36 @@ SweepReport Broadcaster::sweep() {
   st.cleanup_runs.add();
   st.last_cleanup_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);
   return report;
+}
+
+size_t Broadcaster::heartbeat(Duration idle, std::string_view comment) {
+  BroadcastState& st = *state_;
+  const Channels all = snapshot(st);
+  const TimePoint now = st.clock.now();
+  const std::string text(comment);
+  size_t offered = 0;
+  for (const auto& ch : all) {
+    std::lock_guard lock(ch->mu);
+    if (ch->removed || ch->subscribers.empty() || now - ch->last_sent < idle) continue;
+    ch->last_sent = now;
+    for (size_t i = 0; i < ch->subscribers.size();) {
+      Subscription* sub = ch->subscribers[i];
+      // Only an idle queue gets one: a queue holding events is not idle, and a heartbeat
+      // must never push an event out of a full one.
+      if (sub->stream_.buffered() == 0) {
+        const auto r = sub->stream_.offer(text);
+        if (!r && r.error() != flow::Errc::would_block &&
+            r.error() != flow::Errc::stream_overflow) {
+          ch->remove_locked(sub, now);  // ended from outside: the last one moves into slot i
+          st.dead_subscribers_cleaned.add();
+          continue;
+        }
+        if (r) ++offered;
+      }
+      ++i;
+    }
+  }
+  return offered;
 }
 
 void Broadcaster::shutdown() {

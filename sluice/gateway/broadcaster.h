@@ -359,6 +359,13 @@ class Broadcaster {
   // every few seconds from one timer; concurrent calls are serialised.
   SweepReport sweep();
 
+  // Offers `comment` (an SSE comment such as ": heartbeat\n\n") to every subscriber with an
+  // empty queue, in every channel that sent nothing (no publish, no heartbeat) for `idle`; the
+  // consumer writes it, or finds its client gone. Not an event: no id, no history, not counted
+  // as delivered. Returns how many queues took it. Call it every fraction of `idle` from one
+  // timer; O(channels + subscribers of idle channels).
+  size_t heartbeat(Duration idle, std::string_view comment);
+
   // Refuses every later publish and subscribe (`shut_down`), closes every subscriber's queue
   // (consumers drain, then get end_of_stream) and drops every channel. Idempotent.
   void shutdown();

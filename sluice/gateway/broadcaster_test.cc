@@ -114,6 +114,31 @@ TEST(Broadcaster, SplitsMultiLineDataAtLfCrlfAndCr) {
   EXPECT_EQ(got[0], "id: 1\nevent: update\ndata: line 1\ndata: line 2\ndata: line 3\ndata: \n\n");
 }
 
+TEST(Broadcaster, HeartbeatGoesToIdleQueuesOfSilentChannelsOnly) {
+  base::ManualClock clock;
+  Broadcaster b({}, clock);
+  Sub reader = subscribe(b, "quiet");
+  Sub behind = subscribe(b, "quiet");
+  Sub busy = subscribe(b, "busy");
+  clock.advance(10s);
+  (void)publish_id(b, "busy", "x");  // busy sent just now
+  EXPECT_EQ(drain(reader->stream()).chunks.size(), 0u);
+  (void)publish_id(b, "quiet", "y");
+  EXPECT_EQ(drain(reader->stream()).chunks.size(), 1u);  // `behind` keeps its event queued
+  EXPECT_EQ(b.heartbeat(5s, ": hb\n\n"), 0u);            // both channels sent within 5 s
+  clock.advance(6s);
+  (void)publish_id(b, "busy", "z");
+  // quiet: silent for 6 s; its idle queue gets one, the one holding an event does not.
+  EXPECT_EQ(b.heartbeat(5s, ": hb\n\n"), 1u);
+  EXPECT_EQ(drain(reader->stream()).chunks, (std::vector<std::string>{": hb\n\n"}));
+  EXPECT_EQ(drain(behind->stream()).chunks.size(), 1u);  // its event, no heartbeat
+  EXPECT_EQ(drain(busy->stream()).chunks.size(), 2u);    // events only
+  EXPECT_EQ(b.heartbeat(5s, ": hb\n\n"), 0u);            // just sent: not again yet
+  const auto s = b.stats();
+  EXPECT_EQ(s.published, 3u);
+  EXPECT_EQ(s.delivered, 4u);  // events only: heartbeats are not deliveries
+}
+
 TEST(Broadcaster, IdsIncreasePerChannel) {
   base::ManualClock clock;
   Broadcaster b({}, clock);

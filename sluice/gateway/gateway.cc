@@ -121,20 +121,23 @@ uint16_t Gateway::port() const noexcept { return server_ ? server_->port() : 0; 
 uint16_t Gateway::admin_port() const noexcept { return admin_server_ ? admin_server_->port() : 0; }
 
 void Gateway::maintain() {
-  // The broadcaster's sweep may be due more often than the pools' cleanup.
-  const Duration tick =
-      initial_.broadcast.enabled
-          ? std::min<Duration>(kMaintenanceInterval, initial_.broadcast.cleanup_interval)
-          : Duration(kMaintenanceInterval);
+  // The broadcaster's heartbeats and sweep may be due more often than the pools' cleanup.
+  const BroadcastConfig& bc = initial_.broadcast;
+  const Duration tick = bc.enabled ? std::min<Duration>({kMaintenanceInterval, bc.cleanup_interval,
+                                                         bc.heartbeat_interval / 4})
+                                   : Duration(kMaintenanceInterval);
   TimePoint last_cleanup = base::SteadyClock::instance().now();
   TimePoint last_sweep = last_cleanup;
   std::unique_lock lock(maintenance_mu_);
   while (!maintenance_cv_.wait_for(lock, tick, [this] { return stopped_.load(); })) {
     lock.unlock();
     const TimePoint now = base::SteadyClock::instance().now();
-    if (initial_.broadcast.enabled && now - last_sweep >= initial_.broadcast.cleanup_interval) {
-      last_sweep = now;
-      proxy_->sweep_broadcast();
+    if (bc.enabled) {
+      proxy_->heartbeat_broadcast();
+      if (now - last_sweep >= bc.cleanup_interval) {
+        last_sweep = now;
+        proxy_->sweep_broadcast();
+      }
     }
     if (now - last_cleanup >= kMaintenanceInterval) {
       last_cleanup = now;

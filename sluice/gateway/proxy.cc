@@ -1923,6 +1923,10 @@ void Proxy::sweep_broadcast() {
   if (impl_->broadcast() != nullptr) impl_->broadcast()->sweep();
 }
 
+void Proxy::heartbeat_broadcast() {
+  if (impl_->broadcast() != nullptr) impl_->broadcast()->heartbeat();
+}
+
 void Proxy::shutdown_broadcast() {
   if (impl_->broadcast() != nullptr) impl_->broadcast()->shutdown();
 }

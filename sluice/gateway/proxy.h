@@ -140,6 +140,9 @@ class Proxy {
   // Removes expired broadcast events, dead subscribers and idle channels (every
   // `broadcast.cleanup_interval`, from the maintenance thread).
   void sweep_broadcast();
+  // Heartbeat comments to subscribers of silent channels (every fraction of
+  // `broadcast.heartbeat_interval`, from the maintenance thread).
+  void heartbeat_broadcast();
   // Ends every broadcast subscription (at shutdown, so the drain does not wait on them).
   void shutdown_broadcast();
   // Per upstream: url, breaker, limiter and pool figures as JSON (for /admin/upstreams and
