@@ -5,7 +5,7 @@ BUILD   = build/$(PRESET)
 JOBS   ?= $(shell nproc)
 STAMP   = build/.deps-installed
 
-.PHONY: all deps build test run bench bench-peers bench-micro fmt lint sanitize clean tour
+.PHONY: all deps build test run bench bench-peers bench-sse bench-soak bench-micro fmt lint sanitize clean tour
 
 all: build
 
@@ -38,6 +38,16 @@ tour: build
 bench: build
 	@scripts/install-deps.sh --bench
 	@bench/run-peers.sh --build $(BUILD)
+	@bench/run-sse.sh --build $(BUILD)
+
+# The streaming part alone: the broadcaster beside nginx + nchan, streamed pass-through beside
+# nginx with proxy_buffering off; and the broadcaster soak (minutes, RSS over time).
+bench-sse: build
+	@scripts/install-deps.sh --bench
+	@bench/run-sse.sh --build $(BUILD)
+
+bench-soak: build
+	@bench/soak-broadcast.sh --build $(BUILD)
 
 # Kept for muscle memory: the same as `make bench`.
 bench-peers: bench

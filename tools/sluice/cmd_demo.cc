@@ -260,6 +260,7 @@ int run_demo(const DemoFlags& flags) {
   q.coalesce_post = true;
   q.data_dir = flags.data_dir;
   q.log_level = "warn";
+  q.broadcast_prefix = "/events/";  // the SSE broadcaster, to try by hand afterwards
   auto config = gateway::config_from_flags(q, gateway::process_environment());
   if (!config) {
     std::cerr << "sluice demo: " << config.error().to_string() << "\n";
@@ -338,7 +339,11 @@ int run_demo(const DemoFlags& flags) {
             << "/v1/chat/completions -H 'Authorization: Bearer app-0' -H 'Content-Type: "
                "application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' -i\n"
             << "  curl -sN '" << base << "/v1/chat/completions?q=hello&stream=1'\n"
+            << "  curl -sN " << base << "/events/news      # subscribe (SSE), then publish:\n"
+            << "  curl -s -d 'hello' '" << base << "/events/news?event=greeting'\n"
             << "  curl -s " << admin << "/admin/stats\n"
+            << "  curl -s " << admin << "/admin/streams\n"
+            << "  curl -s " << admin << "/admin/broadcast\n"
             << "  curl -s " << admin << "/metrics\n";
   if (flags.no_wait || direct.failed + through.failed > 0) {
     gw->stop();
