@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstring>
@@ -246,12 +247,15 @@ TEST_F(StreamingE2E, SlowClientIsDisconnectedUnderTheDisconnectPolicy) {
 
 TEST_F(StreamingE2E, AdminStreamsListsAStreamInProgressWithItsState) {
   start("");
-  // A stream that lasts: 50 events, 100 ms apart.
+  // A stream that lasts: 100 events, 100 ms apart (10 s, ample even under a sanitizer).
+  std::atomic<bool> done{false};
   std::thread reader([&] {
-    (void)http_get(gateway_.port, "/events?n=50&size=10&interval_ms=100", {}, milliseconds(30000));
+    (void)http_get(gateway_.port, "/events?n=100&size=10&interval_ms=100", {},
+                   milliseconds(60000));
+    done = true;
   });
   json::object seen;
-  for (int i = 0; i < 100; ++i) {
+  while (!done) {
     std::this_thread::sleep_for(milliseconds(50));
     seen = admin_streams();
     if (!seen.at("streams").as_array().empty()) break;
