@@ -172,12 +172,16 @@ TEST_F(StreamingE2E, StalledUpstreamEndsTheStreamWithAnErrorEvent) {
   EXPECT_EQ(wait_ended("stalled", 1), 1u);
 }
 
-TEST_F(StreamingE2E, NonReadingClientsKeepTheGatewaysMemoryBounded) {
+// Under ASan or TSan the gateway (built with the same sanitizer) holds shadow memory and a
+// quarantine of freed blocks: its RSS says nothing about sluice, so only the per-stream buffer
+// bounds are checked there; the release build checks the RSS bound too.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  // The gateway under test is built with the same sanitizer: its RSS is the sanitizer's
-  // shadow memory and quarantine of freed blocks, not sluice's. The release build checks it.
-  GTEST_SKIP() << "RSS bound is checked in the release build, not under a sanitizer";
+constexpr bool kRssIsSluices = false;
+#else
+constexpr bool kRssIsSluices = true;
 #endif
+
+TEST_F(StreamingE2E, NonReadingClientsKeepTheGatewaysMemoryBounded) {
   // The documented bound (docs/configuration.md, route.stream): each stream holds at most
   // buffer_bytes in its buffer plus a fixed per-stream cost (upstream read buffer, client
   // connection, coroutine frames), which docs state as 96 KiB.
@@ -213,12 +217,15 @@ TEST_F(StreamingE2E, NonReadingClientsKeepTheGatewaysMemoryBounded) {
   const json::object s = admin_streams();
   for (const auto& stream : s.at("streams").as_array()) {
     EXPECT_LE(json::value_to<uint64_t>(stream.at("buffered_bytes")), kBufferBytes);
+    EXPECT_LE(stream.at("fill_high_water").to_number<double>(), 1.0);  // never past the bound
   }
   const uint64_t peak = proc_status_bytes(pid, "VmHWM");
   const uint64_t bound = idle + kClients * (kBufferBytes + kPerStream);
-  EXPECT_LE(peak, bound) << "peak RSS " << peak / 1024 << " KiB, idle " << idle / 1024
-                         << " KiB, bound " << bound / 1024 << " KiB; "
-                         << json::serialize(s.at("active"));
+  if (kRssIsSluices) {
+    EXPECT_LE(peak, bound) << "peak RSS " << peak / 1024 << " KiB, idle " << idle / 1024
+                           << " KiB, bound " << bound / 1024 << " KiB; "
+                           << json::serialize(s.at("active"));
+  }
   std::cout << "[ memory ] idle peak " << idle / 1024 << " KiB, with " << kClients
             << " silent streams " << peak / 1024 << " KiB ("
             << (peak - std::min(peak, idle)) / kClients / 1024 << " KiB per stream), bound "
