@@ -257,8 +257,7 @@ TEST_F(StreamingE2E, AdminStreamsListsAStreamInProgressWithItsState) {
   // A stream that lasts: 100 events, 100 ms apart (10 s, ample even under a sanitizer).
   std::atomic<bool> done{false};
   std::thread reader([&] {
-    (void)http_get(gateway_.port, "/events?n=100&size=10&interval_ms=100", {},
-                   milliseconds(60000));
+    (void)http_get(gateway_.port, "/events?n=100&size=10&interval_ms=100", {}, milliseconds(60000));
     done = true;
   });
   json::object seen;
