@@ -225,7 +225,7 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
   auto read = [&]() -> asio::awaitable<void> {
     SseFramer framer;
     std::string partial;  // an event stream's incomplete last event
-    // Pushes `chunk` in pieces the stream accepts; false when the stream ended.
+    // Pushes `chunk` (at most the stream's byte bound); false when the stream ended.
     const auto push_one = [&](std::string chunk) -> asio::awaitable<bool> {
       auto pushed = co_await stream.push(std::move(chunk));
       if (!pushed && pushed.error() == flow::Errc::stream_overflow) {
@@ -236,6 +236,7 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
       }
       co_return pushed.has_value();
     };
+    // Pushes a larger `chunk` in pieces the stream accepts; false when the stream ended.
     const auto push = [&](std::string chunk) -> asio::awaitable<bool> {
       while (chunk.size() > max_chunk) {
         std::string head = chunk.substr(0, max_chunk);
