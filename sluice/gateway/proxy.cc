@@ -1071,9 +1071,11 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   extra[n++] = {"X-Cache", to_string(status)};
   if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
   // Compression (encoding.h): decided from the head, before the head goes out.
-  const bool encodable = r.request->method() != bh::verb::head &&
-                         encoder_.eligible(r.status, upstream_head) &&
-                         (!length || *length >= encoder_.min_bytes());
+  // Cheapest tests first: most pass-through answers are small or the client asks for none.
+  const bool encodable = encoder_.enabled() && r.request->method() != bh::verb::head &&
+                         (!length || *length >= encoder_.min_bytes()) &&
+                         !accept_encoding(*r.request).empty() &&
+                         encoder_.eligible(r.status, upstream_head);
   EncodingHeaders encoding;
   const auto add_encoding = [&](http::Coding coding) {
     encoding = encoding_headers(upstream_head, coding);
