@@ -103,4 +103,8 @@ struct StringHash {
   [[nodiscard]] size_t operator()(std::string_view s) const noexcept { return hash_string(s); }
 };
 
+// Whether `a` and `b` are equal, in a time that depends only on their lengths, not on where
+// they first differ: for comparing secrets (bearer tokens) without a timing side channel.
+[[nodiscard]] bool constant_time_equals(std::string_view a, std::string_view b) noexcept;
+
 }  // namespace sluice::base

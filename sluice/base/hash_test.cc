@@ -48,5 +48,13 @@ TEST(Mix64, IsBijectiveOnSamples) {
 
 TEST(ProcessSeed, IsStableWithinAProcess) { EXPECT_EQ(process_seed(), process_seed()); }
 
+TEST(ConstantTimeEquals, ComparesWholeStringsOfEqualLength) {
+  EXPECT_TRUE(constant_time_equals("", ""));
+  EXPECT_TRUE(constant_time_equals("s3cret", "s3cret"));
+  EXPECT_FALSE(constant_time_equals("s3cret", "s3creT"));
+  EXPECT_FALSE(constant_time_equals("s3cret", "s3cre"));
+  EXPECT_FALSE(constant_time_equals("a", std::string_view("a\0", 2)));
+}
+
 }  // namespace
 }  // namespace sluice::base

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "sluice/base/hash.h"
 #include "sluice/gateway/gateway.h"
 #include "sluice/gateway/logger.h"
 
@@ -35,13 +36,6 @@ Reply error_reply(bh::status status, std::string_view code, std::string_view rea
 }
 
 double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
-
-bool constant_time_equals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 boost::json::object coalescing_json(Gateway& g) {
   boost::json::object o;
@@ -341,7 +335,7 @@ asio::awaitable<void> Admin::handle(http::Request& request, http::ResponseWriter
   if (!token_.empty()) {
     std::string_view given;
     if (auto it = request.find(bh::field::authorization); it != request.end()) given = it->value();
-    if (!given.starts_with("Bearer ") || !constant_time_equals(given.substr(7), token_)) {
+    if (!given.starts_with("Bearer ") || !base::constant_time_equals(given.substr(7), token_)) {
       reply = error_reply(bh::status::unauthorized, "unauthorized",
                           "the admin API needs Authorization: Bearer <admin.token>");
     }

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "sluice/base/check.h"
+#include "sluice/base/hash.h"
 #include "sluice/flow/error.h"
 
 // GCC 12 at -O2 reports Asio's coroutine frames as mismatched new/delete once inlined (a false
@@ -80,13 +81,6 @@ unsigned status_of(const error_code& ec) {
   return 500;
 }
 
-bool constant_time_equals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 double seconds_since(TimePoint t) {
   return std::chrono::duration<double>(base::SteadyClock::instance().now() - t).count();
 }
@@ -128,7 +122,7 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::publish(http::Req
     }
     const std::string_view value = it->value();
     if (!value.starts_with("Bearer ") ||
-        !constant_time_equals(value.substr(7), config_.publish_token)) {
+        !base::constant_time_equals(value.substr(7), config_.publish_token)) {
       publish_refused_.fetch_add(1, std::memory_order_relaxed);
       co_return co_await refuse(w, 403, "forbidden", "the publish token does not match");
     }
