@@ -85,20 +85,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 wait_ready_file() {  # FILE PID
   for _ in $(seq 200); do
     [[ -s "$1" ]] && return 0
     kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-wait_port() {  # PORT
-  for _ in $(seq 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/__ready" && return 0
     sleep 0.05
   done
   return 1

@@ -62,35 +62,11 @@ chmod 755 "$tmp"
 raw="$tmp/raw.jsonl"
 : >"$raw"
 pids=()
-stop_all() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  pids=()
-}
-trap 'stop_all; rm -rf "$tmp"' EXIT
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+trap 'stop_pids; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/__ready" && return 0
-    sleep 0.05
-  done
-  return 1
-}
-rss_of() {  # PID: RSS in KiB of it and its children
-  local total=0 p
-  for p in $1 $(pgrep -P "$1" || true); do
-    [[ -r /proc/$p/status ]] && total=$((total + $(awk '/^VmRSS:/{print $2}' /proc/$p/status)))
-  done
-  echo "$total"
-}
 user_line=""
 [[ $(id -u) -eq 0 ]] && user_line="user root;"
 
@@ -145,7 +121,7 @@ for rep in $(seq "$reps"); do
       "$loadgen" "${args[@]}" >"$tmp/loadgen.log" 2>&1 || { cat "$tmp/loadgen.log" >&2; exit 1; }
       record "$scenario" "$sys" "$rep" "$tmp/r.json" "$(rss_of "$PID")"
       echo "run-sse: rep $rep $scenario $sys: $(grep -E 'deliveries_per_second|p99' "$tmp/loadgen.log" | tr -s ' ' | tr '\n' ' ')"
-      stop_all
+      stop_pids
     done
   done
   for sys in direct sluice nginx-stream; do
@@ -154,7 +130,7 @@ for rep in $(seq "$reps"); do
       --threads 2 --label "$sys" --json "$tmp/r.json" >"$tmp/loadgen.log" 2>&1
     record S1 "$sys" "$rep" "$tmp/r.json" "$([[ $sys == direct ]] && echo 0 || rss_of "$PID")"
     echo "run-sse: rep $rep S1 $sys: $(grep -E 'p50|completed' "$tmp/loadgen.log" | head -2 | tr -s ' ' | tr '\n' ' ')"
-    [[ $sys == direct ]] || stop_all
+    [[ $sys == direct ]] || stop_pids
   done
 done
 kill -TERM "$up_pid" 2>/dev/null || true

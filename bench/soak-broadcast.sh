@@ -53,9 +53,8 @@ ulimit -n 20000
 tmp=$(mktemp -d /tmp/sluice-soak.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$tmp"' EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 port=$(free_port)
 admin=$(free_port)
 up=$(free_port)
