@@ -193,8 +193,9 @@ Section stream_section(StreamConfig& c) {
   return {"stream",
           {f_count("buffer_chunks", c.buffer_chunks, 1, 1'000'000),
            f_size("buffer_bytes", c.buffer_bytes, 1024, 1ull << 30),
-           f_string("slow_client", c.slow_client, {"block", "disconnect"}),
-           f_duration("stall_timeout", c.stall_timeout, 1ms, kForever)},
+           f_string("slow_client", c.slow_client, {"block", "disconnect", "drop_oldest"}),
+           f_duration("stall_timeout", c.stall_timeout, 1ms, kForever),
+           f_bool("coalesce", c.coalesce), f_bool("cache", c.cache)},
           {}};
 }
 

@@ -192,12 +192,22 @@ struct StreamConfig {
   // Bytes buffered per client at most.
   size_t buffer_bytes = 64 * kKiB;
   // At the bound: "block" stops reading the upstream until the client catches up (TCP
-  // backpressure to the upstream), "disconnect" closes the slow client's connection.
+  // backpressure to the upstream), "disconnect" closes the slow client's connection,
+  // "drop_oldest" discards the client's oldest buffered chunks (whole events for an event
+  // stream). A joiner of a shared stream is never blocked on: "block" disconnects it.
   std::string slow_client = "block";
   // Longest silence of the upstream in the middle of a streamed body; then the stream ends (an
   // event stream with `event: error`, another body cut). Replaces the upstream's read_timeout
   // for streamed bodies.
   Duration stall_timeout = 30s;
+  // Identical requests share one upstream stream (an event stream or a body of unknown
+  // length that the coalescer cannot hand over whole): a late joiner first gets what was
+  // streamed so far (kept up to `cache.max_object_bytes`), then the live stream. Needs an
+  // answer the cache rules let requests share (as for any coalesced answer).
+  bool coalesce = false;
+  // A shared stream that completed within `cache.max_object_bytes` is stored for the
+  // route's TTL (as RFC 9111 allows) and replayed as the same body; a failed one never is.
+  bool cache = false;
 };
 
 // [[route]]: which requests go to which upstream, and how they are cached and coalesced.

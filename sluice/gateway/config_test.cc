@@ -323,6 +323,8 @@ name = "chat"
 buffer_bytes = "16KiB"
 slow_client = "disconnect"
 stall_timeout = "2s"
+coalesce = true
+cache = true
 
 [compression]
 codings = ["gzip"]
@@ -340,6 +342,8 @@ publish_token = "t"
   EXPECT_EQ(c.routes[0].stream.buffer_chunks, 64u);
   EXPECT_EQ(c.routes[0].stream.slow_client, "disconnect");
   EXPECT_EQ(c.routes[0].stream.stall_timeout, 2s);
+  EXPECT_TRUE(c.routes[0].stream.coalesce);
+  EXPECT_TRUE(c.routes[0].stream.cache);
   EXPECT_EQ(c.compression.codings, std::vector<std::string>{"gzip"});
   EXPECT_EQ(c.compression.gzip_level, 1u);
   EXPECT_TRUE(c.broadcast.enabled);
@@ -353,6 +357,9 @@ TEST(ConfigErrors, StreamCompressionAndBroadcastValuesAreChecked) {
                        "[[route]]\nname = \"r\"\n[route.stream]\n"
                        "slow_client = \"drop\"\n");
   EXPECT_EQ(e.key, "route.r.stream.slow_client");
+  e = parse_error(std::string(kOneUpstream) +
+                  "[[route]]\nname = \"r\"\n[route.stream]\ncoalesce = \"yes\"\n");
+  EXPECT_EQ(e.key, "route.r.stream.coalesce");
   e = parse_error(std::string(kOneUpstream) + "[compression]\ncodings = [\"br\"]\n");
   EXPECT_EQ(e.key, "compression.codings");
   e = parse_error(std::string(kOneUpstream) + "[broadcast]\nenabled = true\nprefix = \"/x\"\n");

@@ -4,6 +4,8 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "sluice/base/hash.h"
 #include "sluice/cache/sharded_cache.h"
@@ -195,6 +198,9 @@ struct LiveBody {
 struct Fetched {
   ResponsePtr response;            // head and body (complete unless `live` is set); null on error
   std::shared_ptr<LiveBody> live;  // the rest of the body, for `owner` only
+  // A coalesced stream (route.stream.coalesce / cache): every caller joins it; `response`
+  // holds its head only.
+  std::shared_ptr<SharedStream> shared;
   const LeaderTicket* owner = nullptr;
   bool shareable = false;  // waiters may use it (error answers are shareable too)
   GatewayError error;      // when `response` is null
@@ -370,8 +376,27 @@ class Proxy::Impl {
                                     CacheStatus status, bool from_cache);
   asio::awaitable<void> stream(Request& r, http::ResponseWriter& w, http::ClientResponse& response,
                                std::string_view prefix, CacheStatus status);
-  asio::awaitable<void> answer_as_leader(Request& r, http::ResponseWriter& writer,
+  // Answers as the leader; false when nothing was written and the caller must go upstream
+  // alone (the coalesced stream could not be joined whole).
+  asio::awaitable<bool> answer_as_leader(Request& r, http::ResponseWriter& writer,
                                          FetchedPtr fetched);
+  // Joins the coalesced stream `shared` whose head is `head` and streams it to the client;
+  // false when it cannot be joined whole (nothing written).
+  asio::awaitable<bool> join_shared(Request& r, http::ResponseWriter& w, const CachedResponse& head,
+                                    SharedStream& shared, CacheStatus status);
+  // Reads a coalesced stream's upstream body into `shared` (detached, on the leader's
+  // worker); at its end, stores a completed body when `store` allows.
+  asio::awaitable<void> read_shared(std::shared_ptr<SharedStream> shared, http::ClientResponse response,
+                                    std::shared_ptr<const Config> cfg, RouteRuntime* route,
+                                    std::string key, std::shared_ptr<CachedResponse> head,
+                                    bool store);
+  // The registry entry of one streamed answer to `w`'s client.
+  std::shared_ptr<StreamEntry> make_entry(const Request& r, const http::ResponseWriter& w,
+                                          bool event_stream, bool flush_each_chunk,
+                                          std::shared_ptr<flow::BoundedStream> stream);
+  // Counts how a streamed answer ended and takes it off the registry.
+  void account_stream(Request& r, const StreamEntry& entry, const PumpResult& pumped,
+                      const http::StreamCompressor* coder);
   // Forwards the client's request as is and streams the answer back (no coalescing, no
   // storing).
   asio::awaitable<void> pass_through(Request& r, http::ResponseWriter& w, RouteRuntime& route,
@@ -410,6 +435,15 @@ class Proxy::Impl {
   Counters counters_;
   Encoder encoder_;
   StreamRegistry streams_;
+  // Coalesced streams in progress that late joiners may join, by key.
+  struct LiveStream {
+    ResponsePtr head;
+    std::shared_ptr<SharedStream> shared;
+  };
+  std::mutex live_mu_;
+  std::unordered_map<std::string, LiveStream, base::StringHash, std::equal_to<>> live_;
+  std::atomic<uint64_t> shared_upstream_bytes_{0};
+  std::atomic<uint64_t> shared_events_{0};
   std::unique_ptr<BroadcastEndpoint> broadcast_;  // null unless [broadcast] is enabled
   std::shared_ptr<resilience::RetryBudget> retry_budget_;
   metrics::CollectorHandle collector_;
@@ -925,6 +959,38 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
       }
     }
   }
+  const bool live_stream = event_stream || !declared;
+  if (!whole && shareable && live_stream && cached->body.empty() &&
+      (rc.stream.coalesce || rc.stream.cache) && up->method() != bh::verb::head) {
+    // A coalesced stream: one upstream read, joined by the leader, its waiters and (with
+    // stream.coalesce) identical requests that arrive while it runs.
+    SharedStream::Options so;
+    so.history_bytes = max_object;
+    so.joiner.buffer_size = rc.stream.buffer_chunks;
+    so.joiner.max_buffered_bytes = rc.stream.buffer_bytes;
+    so.joiner.overflow = rc.stream.slow_client == "drop_oldest" ? flow::OverflowPolicy::drop_oldest
+                                                                 : flow::OverflowPolicy::fail;
+    auto shared = std::make_shared<SharedStream>(so);
+    cached->vary = vary_names(cached->headers);
+    cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
+    cached->initial_age = decision.initial_age;
+    cached->ttl = decision.ttl;
+    const bool store = decision.verdict == StoreVerdict::store && may_store && rc.stream.cache &&
+                       rc.cache && cfg->cache.enabled && decision.ttl > Duration::zero();
+    streams_.shared_started(shared);
+    if (rc.stream.coalesce) {
+      std::lock_guard lock(live_mu_);
+      live_[key] = LiveStream{cached, shared};
+    }
+    const asio::any_io_executor executor = co_await asio::this_coro::executor;
+    asio::co_spawn(executor,
+                   read_shared(shared, std::move(response), cfg, route, key, cached, store),
+                   asio::detached);
+    fetched->shared = std::move(shared);
+    fetched->shareable = rc.stream.coalesce;
+    fetched->response = std::move(cached);
+    co_return fetched;
+  }
   if (!whole) {
     // The leader streams it; everyone else goes upstream alone, and so will the next ones
     // for a while.
@@ -1178,30 +1244,44 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     r.bytes_out += first.size();
   }
   const RouteConfig& rc = r.config->routes[r.route->index];
+  const flow::OverflowPolicy overflow =
+      rc.stream.slow_client == "disconnect"    ? flow::OverflowPolicy::fail
+      : rc.stream.slow_client == "drop_oldest" ? flow::OverflowPolicy::drop_oldest
+                                               : flow::OverflowPolicy::block_producer;
+  // A body of unknown length is a live stream (SSE, NDJSON tokens): coded with a flush per
+  // chunk, so nothing waits in the compressor for more.
+  auto entry = make_entry(r, w, event_stream, event_stream || !declared_length(upstream_head),
+                          std::make_shared<flow::BoundedStream>(flow::BoundedStreamOptions{
+                              .buffer_size = rc.stream.buffer_chunks,
+                              .max_buffered_bytes = rc.stream.buffer_bytes,
+                              .overflow = overflow}));
+  http::StreamCompressor* coder = compressor ? &*compressor : nullptr;
+  const PumpResult pumped =
+      co_await pump(response, w, rc.stream, *entry, r.route->upstream->name, coder);
+  account_stream(r, *entry, pumped, coder);
+}
+
+std::shared_ptr<StreamEntry> Proxy::Impl::make_entry(const Request& r,
+                                                     const http::ResponseWriter& w,
+                                                     bool event_stream, bool flush_each_chunk,
+                                                     std::shared_ptr<flow::BoundedStream> stream) {
   auto entry = std::make_shared<StreamEntry>();
   entry->route = r.route->name;
   entry->client = w.peer_address();
   entry->target = std::string(r.request->target());
-  entry->policy = rc.stream.slow_client;
+  entry->policy = r.config->routes[r.route->index].stream.slow_client;
   entry->event_stream = event_stream;
-  // A body of unknown length is a live stream (SSE, NDJSON tokens): coded with a flush per
-  // chunk, so nothing waits in the compressor for more.
-  entry->flush_each_chunk = event_stream || !declared_length(upstream_head);
+  entry->flush_each_chunk = flush_each_chunk;
   entry->started_unix_ms = r.start_unix_ns / 1'000'000;
-  entry->stream = std::make_shared<flow::BoundedStream>(flow::BoundedStreamOptions{
-      .buffer_size = rc.stream.buffer_chunks,
-      .max_buffered_bytes = rc.stream.buffer_bytes,
-      .overflow = rc.stream.slow_client == "disconnect" ? flow::OverflowPolicy::fail
-                                                        : flow::OverflowPolicy::block_producer});
-  streams_.add(entry);
-  http::StreamCompressor* coder = compressor ? &*compressor : nullptr;
-  const PumpResult pumped =
-      co_await pump(response, w, rc.stream, *entry, r.route->upstream->name, coder);
-  if (compressor) {
-    count_encoded(compressor->coding(), compressor->bytes_in(), compressor->bytes_out());
-  }
-  streams_.remove(*entry, pumped.outcome);
-  r.bytes_out += entry->client_bytes.load(std::memory_order_relaxed);
+  entry->stream = std::move(stream);
+  return streams_.add(std::move(entry));
+}
+
+void Proxy::Impl::account_stream(Request& r, const StreamEntry& entry, const PumpResult& pumped,
+                                 const http::StreamCompressor* coder) {
+  if (coder != nullptr) count_encoded(coder->coding(), coder->bytes_in(), coder->bytes_out());
+  streams_.remove(entry, pumped.outcome);
+  r.bytes_out += entry.client_bytes.load(std::memory_order_relaxed);
   switch (pumped.outcome) {
     case StreamOutcome::completed:
       break;
@@ -1212,11 +1292,97 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
     case StreamOutcome::upstream_error:
     case StreamOutcome::stalled:
       bump(counters_.upstream_aborted);
-      log(LogLevel::warn, "upstream '" + r.route->upstream->name + "' " +
-                              (pumped.outcome == StreamOutcome::stalled ? "stalled" : "failed") +
-                              " mid-stream: " + pumped.upstream_error.message());
+      if (!entry.shared) {  // a shared stream's failure is logged once, by its reader
+        log(LogLevel::warn, "upstream '" + r.route->upstream->name + "' " +
+                                (pumped.outcome == StreamOutcome::stalled ? "stalled" : "failed") +
+                                " mid-stream: " + pumped.upstream_error.message());
+      }
       break;
   }
+}
+
+asio::awaitable<void> Proxy::Impl::read_shared(std::shared_ptr<SharedStream> shared,
+                                               http::ClientResponse response,
+                                               std::shared_ptr<const Config> cfg,
+                                               RouteRuntime* route, std::string key,
+                                               std::shared_ptr<CachedResponse> head, bool store) {
+  const RouteConfig& rc = cfg->routes[route->index];
+  co_await feed_shared(response, *shared, is_event_stream(head->headers), rc.stream,
+                       shared_upstream_bytes_, shared_events_);
+  {
+    std::lock_guard lock(live_mu_);
+    if (auto it = live_.find(key); it != live_.end() && it->second.shared == shared) {
+      live_.erase(it);
+    }
+  }
+  bool stored = false;
+  const SharedStream::End end = shared->state();
+  if (end == SharedStream::End::failed) {
+    bump(counters_.upstream_aborted);
+    log(LogLevel::warn, "upstream '" + route->upstream->name + "' failed mid-stream (" +
+                            std::to_string(shared->stats().joiners) +
+                            " clients on the shared stream): " + shared->error().message());
+  } else if (end == SharedStream::End::completed && store) {
+    if (std::optional<std::string> body = shared->body()) {
+      // Replayed later as the same body, with its length declared.
+      auto complete = std::make_shared<CachedResponse>(*head);
+      complete->body = std::move(*body);
+      bump(counters_.encode_runs, encoder_.encode_stored(*complete));
+      complete->stored_at = base::SteadyClock::instance().now();
+      const size_t weight = charge(key, *complete);
+      stored = l1_.put(key, ResponsePtr(complete), keep_for(*complete), weight);
+      if (stored) bump(counters_.stored);
+    }
+  }
+  streams_.shared_ended(shared, stored);
+}
+
+asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter& w,
+                                               const CachedResponse& head, SharedStream& shared,
+                                               CacheStatus status) {
+  std::optional<SharedStream::Joiner> joiner = shared.join();
+  if (!joiner) co_return false;
+  struct Leave {
+    SharedStream& shared;
+    uint64_t id;
+    ~Leave() { shared.leave(id); }
+  } leave{shared, joiner->id};
+  r.cache = status;
+  r.status = head.status;
+  const bool event_stream = is_event_stream(head.headers);
+  std::array<http::HeaderView, 6> extra;
+  size_t n = 0;
+  extra[n++] = {"X-Cache", to_string(status)};
+  if (!r.debug_key.empty()) extra[n++] = {"X-Sluice-Key", r.debug_key};
+  std::optional<http::StreamCompressor> compressor;
+  EncodingHeaders encoding;
+  if (encoder_.enabled() && !accept_encoding(*r.request).empty() &&
+      encoder_.eligible(r.status, head.headers)) {
+    const http::Coding coding = encoder_.choose_for_stream(accept_encoding(*r.request));
+    encoding = encoding_headers(head.headers, coding);
+    extra[n++] = {"Vary", encoding.vary};
+    if (coding != http::Coding::identity) {
+      compressor.emplace(coding, encoder_.stream_options(coding));
+      extra[n++] = {"Content-Encoding", encoding.content_encoding};
+      if (!encoding.etag.empty()) extra[n++] = {"ETag", encoding.etag};
+    }
+  }
+  const std::string process_time =
+      format_seconds(base::SteadyClock::instance().now() - r.start);
+  extra[n++] = {"X-Process-Time", process_time};
+  const http::HeadView view{head.headers, std::span(extra.data(), n), true};
+  const std::optional<uint64_t> chunked;
+  if (co_await w.write_head(static_cast<bh::status>(r.status), view, chunked)) {
+    bump(counters_.client_disconnects);
+    co_return true;
+  }
+  auto entry = make_entry(r, w, event_stream, true, joiner->stream);
+  entry->shared = true;
+  http::StreamCompressor* coder = compressor ? &*compressor : nullptr;
+  const PumpResult pumped =
+      co_await deliver_shared(shared, *joiner, w, *entry, r.route->upstream->name, coder);
+  account_stream(r, *entry, pumped, coder);
+  co_return true;
 }
 
 asio::awaitable<void> Proxy::Impl::pass_through(Request& r, http::ResponseWriter& w,
@@ -1377,6 +1543,26 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     if (auto it = request.find(bh::field::host); it != request.end()) host = it->value();
     return normalize_host(host) + canonical_target(request.target());
   };
+  if (coalescable && rc.stream.coalesce) {
+    // A coalesced stream of this key in progress: join it, replay first, then live.
+    LiveStream live;
+    {
+      std::lock_guard lock(live_mu_);
+      if (auto it = live_.find(key.key); it != live_.end()) live = it->second;
+    }
+    if (live.shared) {
+      const bool vary_ok = live.head->vary.empty() ||
+                           vary_fingerprint(live.head->vary, request.base()) ==
+                               live.head->vary_fingerprint;
+      if (!vary_ok) {
+        bump(counters_.vary_mismatch);
+      } else if (co_await join_shared(r, writer, *live.head, *live.shared,
+                                      CacheStatus::coalesced)) {
+        finish(r);
+        co_return;
+      }
+    }
+  }
   if (!coalescable) {
     if (cacheable && !own_answer && !hit_for_miss_.get(key.key)) {
       auto up = upstream_request(request, *route.upstream, writer);
@@ -1386,7 +1572,9 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       std::string uri = uri_of();
       FetchedPtr fetched = co_await fetch_shared(&route, r.config, up, key.key, std::move(uri),
                                                  ticket, worker, cacheable, stale);
-      co_await answer_as_leader(r, writer, fetched);
+      if (!co_await answer_as_leader(r, writer, std::move(fetched))) {
+        co_await pass_through(r, writer, route, rc, CacheStatus::miss);
+      }
     } else {
       co_await pass_through(r, writer, route, rc, CacheStatus::bypass);
     }
@@ -1430,7 +1618,9 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   }
   FetchedPtr fetched = std::move(*result);
   if (fetched->owner == ticket.get()) {
-    co_await answer_as_leader(r, writer, fetched);
+    if (!co_await answer_as_leader(r, writer, std::move(fetched))) {
+      co_await pass_through(r, writer, route, rc, CacheStatus::miss);
+    }
     finish(r);
     co_return;
   }
@@ -1445,6 +1635,18 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     co_return;
   }
   r.cache = CacheStatus::coalesced;
+  if (fetched->shared) {
+    // The leader's answer is a coalesced stream: join it (from its beginning).
+    const std::shared_ptr<SharedStream> shared = fetched->shared;
+    const ResponsePtr head = fetched->response;
+    fetched.reset();
+    if (!co_await join_shared(r, writer, *head, *shared, CacheStatus::coalesced)) {
+      bump(counters_.not_shared);
+      co_await pass_through(r, writer, route, rc, CacheStatus::miss);
+    }
+    finish(r);
+    co_return;
+  }
   if (!fetched->response) {
     co_await send_error(r, writer, fetched->error);
   } else {
@@ -1453,10 +1655,16 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   finish(r);
 }
 
-asio::awaitable<void> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWriter& writer,
+asio::awaitable<bool> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWriter& writer,
                                                     FetchedPtr fetched) {
   r.upstream_latency = fetched->upstream_latency;
   r.cache = CacheStatus::miss;
+  if (fetched->shared) {
+    const std::shared_ptr<SharedStream> shared = fetched->shared;
+    const ResponsePtr head = fetched->response;
+    fetched.reset();  // the stream is not held for the others beyond their own joins
+    co_return co_await join_shared(r, writer, *head, *shared, CacheStatus::miss);
+  }
   if (fetched->live && fetched->live->response) {
     co_await stream(r, writer, *fetched->live->response, fetched->response->body,
                     CacheStatus::miss);
@@ -1468,6 +1676,7 @@ asio::awaitable<void> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWr
   } else {
     co_await send_error(r, writer, fetched->error);
   }
+  co_return true;
 }
 
 void Proxy::Impl::finish(Request& r) {
@@ -1830,6 +2039,39 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
   w.gauge("sluice_gateway_stream_buffer_high_water_bytes",
           "Most bytes any stream buffered for one client", none,
           static_cast<double>(st.max_buffered_bytes));
+  const SharedStreamTotals shared = streams_.shared_totals();
+  w.gauge("sluice_gateway_shared_streams_active",
+          "Coalesced streams whose upstream body is being read", none,
+          static_cast<double>(shared.active));
+  counter("sluice_gateway_shared_streams_started_total",
+          "Upstream streams shared by identical requests", shared.started);
+  for (const auto& [outcome, value] :
+       {std::pair{"completed", shared.completed}, std::pair{"failed", shared.failed},
+        std::pair{"abandoned", shared.abandoned}}) {
+    const std::array<metrics::Label, 1> label{metrics::Label{"outcome", outcome}};
+    w.counter("sluice_gateway_shared_streams_ended_total",
+              "Coalesced streams ended, by how their upstream body ended",
+              std::span<const metrics::Label>(label.data(), label.size()),
+              static_cast<double>(value));
+  }
+  counter("sluice_gateway_shared_stream_joins_total",
+          "Clients served by a coalesced stream (leaders included)", shared.joins);
+  counter("sluice_gateway_shared_stream_late_joins_total",
+          "Clients that joined a coalesced stream after bytes had been streamed",
+          shared.late_joins);
+  counter("sluice_gateway_shared_stream_replayed_bytes_total",
+          "Bytes replayed from coalesced streams' histories to late joiners",
+          shared.replayed_bytes);
+  counter("sluice_gateway_shared_stream_slow_joiners_total",
+          "Joiners of a coalesced stream ended at their buffer's bound", shared.slow_joiners);
+  counter("sluice_gateway_shared_streams_stored_total",
+          "Completed coalesced streams stored in the cache", shared.stored);
+  w.gauge("sluice_gateway_shared_stream_history_bytes",
+          "Bytes held in coalesced streams' histories (for late joiners and the cache)", none,
+          static_cast<double>(shared.history_bytes));
+  counter("sluice_gateway_shared_stream_upstream_bytes_total",
+          "Body bytes read from upstreams for coalesced streams",
+          shared_upstream_bytes_.load(std::memory_order_relaxed));
 
   for (const auto& [route, cs] : coalescer_stats()) {
     // An array, not a braced list: a LabelsView views its labels, and a braced list's array

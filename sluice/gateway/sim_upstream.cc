@@ -345,7 +345,8 @@ class SimUpstream::Handler {
   }
 
   // `n` events of `size` data bytes, `interval_ms` apart, as `sim_event` formats them; with
-  // `stall=1` the stream then stays open and silent until the sim stops.
+  // `stall=1` the stream then stays open and silent until the sim stops. Cache-Control is
+  // `no-store` unless `cc=` gives another.
   asio::awaitable<void> events(http::ResponseWriter& w, const Query& query, uint64_t seq,
                                Duration latency) {
     uint64_t n = 10, size = 32, interval_ms = 0;
@@ -369,7 +370,8 @@ class SimUpstream::Handler {
     bh::fields headers;
     headers.set("X-Sim-Seq", std::to_string(seq));
     headers.set(bh::field::content_type, "text/event-stream");
-    headers.set(bh::field::cache_control, "no-store");
+    const auto* cc = query.find("cc");
+    headers.set(bh::field::cache_control, cc != nullptr ? *cc : std::string("no-store"));
     if (co_await w.write_head(bh::status::ok, std::move(headers))) co_return;
     for (uint64_t i = 1; i <= n; ++i) {
       if (i > 1) co_await sleep_for(std::chrono::milliseconds(interval_ms));

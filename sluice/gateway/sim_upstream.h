@@ -18,7 +18,7 @@
 //   /reset                          declares a Content-Length, sends part of the body, then
 //                                   drops the connection (a reset mid-response); with `sse=1`
 //                                   an event stream cut after its first event.
-//   /events?n=&size=&interval_ms=&stall=
+//   /events?n=&size=&interval_ms=&stall=&cc=
 //                                   an event stream of `n` events (default 10), event i being
 //                                   `sim_event(i, size)` (default size 32), `interval_ms` apart;
 //                                   `stall=1`: the stream then stays open and silent (as /hang).

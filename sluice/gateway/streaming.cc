@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <boost/asio/post.hpp>
 
 #include "sluice/flow/error.h"
 
@@ -135,6 +136,57 @@ StreamTotals StreamRegistry::totals() const {
   return t;
 }
 
+namespace {
+
+void add_shared(SharedStreamTotals& t, const SharedStream::Stats& s) {
+  t.joins += s.joined;
+  t.late_joins += s.late_joins;
+  t.replayed_bytes += s.replayed_bytes;
+  t.slow_joiners += s.joiners_ended;
+}
+
+}  // namespace
+
+void StreamRegistry::shared_started(std::shared_ptr<SharedStream> shared) {
+  std::lock_guard lock(mu_);
+  ++shared_ended_.started;
+  const SharedStream* key = shared.get();
+  shared_active_.emplace(key, std::move(shared));
+}
+
+void StreamRegistry::shared_ended(const std::shared_ptr<SharedStream>& shared, bool stored) {
+  const SharedStream::Stats s = shared->stats();
+  const SharedStream::End end = shared->state();
+  std::lock_guard lock(mu_);
+  if (shared_active_.erase(shared.get()) == 0) return;
+  add_shared(shared_ended_, s);
+  if (stored) ++shared_ended_.stored;
+  switch (end) {
+    case SharedStream::End::completed:
+      ++shared_ended_.completed;
+      break;
+    case SharedStream::End::failed:
+      ++shared_ended_.failed;
+      break;
+    case SharedStream::End::running:
+    case SharedStream::End::abandoned:
+      ++shared_ended_.abandoned;
+      break;
+  }
+}
+
+SharedStreamTotals StreamRegistry::shared_totals() const {
+  std::lock_guard lock(mu_);
+  SharedStreamTotals t = shared_ended_;
+  t.active = shared_active_.size();
+  for (const auto& [key, shared] : shared_active_) {
+    const SharedStream::Stats s = shared->stats();
+    add_shared(t, s);
+    t.history_bytes += s.history_bytes;
+  }
+  return t;
+}
+
 boost::json::object StreamRegistry::to_json(size_t limit) const {
   std::vector<std::shared_ptr<StreamEntry>> entries;
   StreamTotals totals;
@@ -159,6 +211,20 @@ boost::json::object StreamRegistry::to_json(size_t limit) const {
   out["client_bytes"] = totals.client_bytes;
   out["events"] = totals.events;
   out["throttled_seconds"] = static_cast<double>(totals.throttled_ns) / 1e9;
+  const SharedStreamTotals shared = shared_totals();
+  boost::json::object sj;
+  sj["active"] = shared.active;
+  sj["started"] = shared.started;
+  sj["completed"] = shared.completed;
+  sj["failed"] = shared.failed;
+  sj["abandoned"] = shared.abandoned;
+  sj["stored"] = shared.stored;
+  sj["joins"] = shared.joins;
+  sj["late_joins"] = shared.late_joins;
+  sj["replayed_bytes"] = shared.replayed_bytes;
+  sj["slow_joiners"] = shared.slow_joiners;
+  sj["history_bytes"] = shared.history_bytes;
+  out["shared"] = std::move(sj);
   boost::json::array streams;
   for (const auto& e : entries) {
     const auto s = e->stream->stats();
@@ -169,6 +235,7 @@ boost::json::object StreamRegistry::to_json(size_t limit) const {
     j["client"] = e->client;
     j["target"] = e->target;
     j["event_stream"] = e->event_stream;
+    j["shared"] = e->shared;
     j["slow_client"] = e->policy;
     j["started_unix_ms"] = e->started_unix_ms;
     j["state"] = flow::to_string(s.state);
@@ -211,22 +278,195 @@ std::string error_event(std::string_view upstream, const error_code& ec) {
 
 }  // namespace
 
+asio::awaitable<ReadEnd> read_body(http::ClientResponse& response, bool event_stream,
+                                   size_t max_chunk, std::atomic<uint64_t>& bytes,
+                                   std::atomic<uint64_t>& events, const ChunkSink& sink,
+                                   const bool* stop) {
+  SseFramer framer;
+  std::string partial;  // an event stream's incomplete last event
+  // Hands a larger `chunk` over in pieces of at most `max_chunk`; false when refused.
+  const auto split = [&](std::string chunk) -> asio::awaitable<bool> {
+    while (chunk.size() > max_chunk) {
+      std::string head = chunk.substr(0, max_chunk);
+      chunk.erase(0, max_chunk);
+      if (!co_await sink(std::move(head))) co_return false;
+    }
+    co_return co_await sink(std::move(chunk));
+  };
+  const auto stopped = [stop] { return stop != nullptr && *stop; };
+  ReadEnd end;
+  while (!stopped()) {
+    auto piece = co_await response.read_some();
+    if (stopped()) break;
+    if (!piece) {
+      end.how = ReadEnd::How::failed;
+      end.error = piece.error();
+      co_return end;
+    }
+    if (piece->empty()) {  // the body ended; an unterminated last event goes as it is
+      if (!partial.empty() && !co_await split(std::move(partial))) break;
+      end.how = ReadEnd::How::completed;
+      co_return end;
+    }
+    bytes.fetch_add(piece->size(), std::memory_order_relaxed);
+    std::string chunk;
+    if (event_stream) {
+      const size_t complete = framer.feed(*piece);
+      events.store(framer.events(), std::memory_order_relaxed);
+      if (partial.empty() && complete == piece->size()) {
+        chunk.assign(piece->data(), piece->size());  // the usual case: whole events
+      } else {
+        partial.append(piece->data(), piece->size());
+        if (complete > 0) {
+          chunk = partial.substr(0, complete);
+          partial.erase(0, complete);
+        } else if (partial.size() >= max_chunk) {
+          // An event larger than the buffer: forwarded in pieces rather than held whole.
+          chunk = std::move(partial);
+          partial.clear();
+          framer.skip();
+        } else {
+          continue;
+        }
+      }
+    } else {
+      chunk.assign(piece->data(), piece->size());
+    }
+    if (chunk.size() <= max_chunk) {  // the usual case: one hand-over, no helper frame
+      if (!co_await sink(std::move(chunk))) break;
+    } else if (!co_await split(std::move(chunk))) {
+      break;
+    }
+  }
+  end.how = ReadEnd::How::stopped;
+  co_return end;
+}
+
+namespace {
+
+// What goes to the client for `plain`: itself, or its coded bytes (possibly none yet); null
+// when the codec failed.
+class Coder {
+ public:
+  Coder(http::StreamCompressor* compressor, bool flush_each_chunk)
+      : compressor_(compressor),
+        flush_(flush_each_chunk ? http::Flush::sync : http::Flush::none) {}
+  const std::string* operator()(const std::string& plain) {
+    if (compressor_ == nullptr) return &plain;
+    coded_.clear();
+    if (compressor_->write(plain, flush_, coded_)) return nullptr;
+    return &coded_;
+  }
+
+ private:
+  http::StreamCompressor* compressor_;
+  http::Flush flush_;
+  std::string coded_;
+};
+
+// Codes and writes `chunk` to the client; false when the client side ended (`result` says
+// why).
+asio::awaitable<bool> write_out(const std::string& chunk, Coder& code,
+                                http::ResponseWriter& writer, StreamEntry& entry,
+                                PumpResult& result) {
+  const std::string* out = code(chunk);
+  if (out == nullptr) {  // the codec failed: the client cannot decode what follows
+    result.outcome = StreamOutcome::client_gone;
+    writer.abort();
+    co_return false;
+  }
+  if (out->empty()) co_return true;  // the compressor holds it until more comes
+  if (co_await writer.write_chunk(*out)) {
+    if (result.outcome != StreamOutcome::slow_client) result.outcome = StreamOutcome::client_gone;
+    co_return false;
+  }
+  entry.client_bytes.fetch_add(out->size(), std::memory_order_relaxed);
+  co_return true;
+}
+
+}  // namespace
+
+asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter& writer,
+                              StreamEntry& entry, http::StreamCompressor* compressor,
+                              PumpResult& result, std::span<const SharedStream::Chunk> replay) {
+  Coder code(compressor, entry.flush_each_chunk);
+  // The replay first, in writes of about kWriteBatchBytes.
+  std::string batch;
+  for (size_t i = 0; i < replay.size(); ++i) {
+    batch += *replay[i];
+    if (batch.size() < kWriteBatchBytes && i + 1 < replay.size()) continue;
+    if (!co_await write_out(batch, code, writer, entry, result)) co_return;
+    batch.clear();
+  }
+  while (true) {
+    auto chunk = co_await stream.pop();
+    if (!chunk) {
+      if (chunk.error() == flow::Errc::stream_overflow) {
+        result.outcome = StreamOutcome::slow_client;
+        writer.abort();
+      }
+      co_return;  // end_of_stream: the reader is done
+    }
+    // What else is buffered goes in the same write (one syscall for a burst).
+    while (chunk->size() < kWriteBatchBytes) {
+      auto more = stream.try_pop();
+      if (!more) break;  // nothing now; an end or an error is seen by the next pop
+      *chunk += *more;
+    }
+    if (!co_await write_out(*chunk, code, writer, entry, result)) co_return;
+  }
+}
+
+asio::awaitable<void> end_client(http::ResponseWriter& writer, PumpResult& result,
+                                 bool event_stream, std::string_view upstream_name,
+                                 http::StreamCompressor* compressor) {
+  // `plain` and the end of a coded stream (its trailer); nullopt when the codec failed (the
+  // body must then be cut, never finished).
+  const auto tail = [&](const std::string& plain) -> std::optional<std::string> {
+    if (compressor == nullptr) return plain;
+    std::string out;
+    if (!plain.empty() && compressor->write(plain, http::Flush::none, out)) return std::nullopt;
+    if (compressor->finish(out)) return std::nullopt;
+    return out;
+  };
+  if (result.outcome == StreamOutcome::completed) {
+    const std::optional<std::string> last = tail(std::string());
+    if (!last) {
+      writer.abort();
+      result.outcome = StreamOutcome::client_gone;
+    } else if (!last->empty() && co_await writer.write_chunk(*last)) {
+      result.outcome = StreamOutcome::client_gone;
+    } else if (co_await writer.finish()) {
+      result.outcome = StreamOutcome::client_gone;
+    }
+  } else if (result.upstream_error) {
+    if (event_stream) {
+      // An event stream ends cleanly with an error event the client's SSE parser sees.
+      const std::optional<std::string> event =
+          tail(error_event(upstream_name, result.upstream_error));
+      if (!event) {
+        writer.abort();
+      } else if (!co_await writer.write_chunk(*event)) {
+        (void)co_await writer.finish();
+      }
+    } else {
+      writer.abort();  // the client sees a cut response, never a complete-looking one
+    }
+  }
+}
+
 asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseWriter& writer,
                                  const StreamConfig& config, StreamEntry& entry,
                                  std::string_view upstream_name,
                                  http::StreamCompressor* compressor) {
   flow::BoundedStream& stream = *entry.stream;
-  const size_t max_chunk = stream.options().max_buffered_bytes;
   response.set_read_timeout(config.stall_timeout);
   PumpResult result;
   bool writer_done = false;  // the client side ended: the reader must stop
 
   // Reads the upstream and pushes what it read; for an event stream, whole events only.
   auto read = [&]() -> asio::awaitable<void> {
-    SseFramer framer;
-    std::string partial;  // an event stream's incomplete last event
-    // Pushes `chunk` (at most the stream's byte bound); false when the stream ended.
-    const auto push_one = [&](std::string chunk) -> asio::awaitable<bool> {
+    const ChunkSink push = [&](std::string chunk) -> asio::awaitable<bool> {
       auto pushed = co_await stream.push(std::move(chunk));
       if (!pushed && pushed.error() == flow::Errc::stream_overflow) {
         // The client fell behind the bound under `disconnect`: cut it now, even while its
@@ -236,102 +476,19 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
       }
       co_return pushed.has_value();
     };
-    // Pushes a larger `chunk` in pieces the stream accepts; false when the stream ended.
-    const auto push = [&](std::string chunk) -> asio::awaitable<bool> {
-      while (chunk.size() > max_chunk) {
-        std::string head = chunk.substr(0, max_chunk);
-        chunk.erase(0, max_chunk);
-        if (!co_await push_one(std::move(head))) co_return false;
-      }
-      co_return co_await push_one(std::move(chunk));
-    };
-    while (!writer_done) {
-      auto piece = co_await response.read_some();
-      if (writer_done) break;
-      if (!piece) {
-        result.upstream_error = piece.error();
-        result.outcome =
-            stalled(piece.error()) ? StreamOutcome::stalled : StreamOutcome::upstream_error;
-        break;
-      }
-      if (piece->empty()) {  // the body ended; an unterminated last event goes as it is
-        if (!partial.empty() && !co_await push(std::move(partial))) break;
-        break;
-      }
-      entry.upstream_bytes.fetch_add(piece->size(), std::memory_order_relaxed);
-      std::string chunk;
-      if (entry.event_stream) {
-        const size_t complete = framer.feed(*piece);
-        entry.events.store(framer.events(), std::memory_order_relaxed);
-        if (partial.empty() && complete == piece->size()) {
-          chunk.assign(piece->data(), piece->size());  // the usual case: whole events
-        } else {
-          partial.append(piece->data(), piece->size());
-          if (complete > 0) {
-            chunk = partial.substr(0, complete);
-            partial.erase(0, complete);
-          } else if (partial.size() >= max_chunk) {
-            // An event larger than the buffer: forwarded in pieces rather than held whole.
-            chunk = std::move(partial);
-            partial.clear();
-            framer.skip();
-          } else {
-            continue;
-          }
-        }
-      } else {
-        chunk.assign(piece->data(), piece->size());
-      }
-      if (chunk.size() <= max_chunk) {  // the usual case: one push, no helper frame
-        if (!co_await push_one(std::move(chunk))) break;
-      } else if (!co_await push(std::move(chunk))) {
-        break;
-      }
+    const ReadEnd end =
+        co_await read_body(response, entry.event_stream, stream.options().max_buffered_bytes,
+                           entry.upstream_bytes, entry.events, push, &writer_done);
+    if (end.how == ReadEnd::How::failed) {
+      result.upstream_error = end.error;
+      result.outcome = stalled(end.error) ? StreamOutcome::stalled : StreamOutcome::upstream_error;
     }
     stream.close();  // the writer drains what is buffered, then sees the end
   };
 
-  // What goes to the client for `plain`: itself, or its coded bytes (possibly none yet).
-  std::string coded;
-  const http::Flush flush = entry.flush_each_chunk ? http::Flush::sync : http::Flush::none;
-  const auto code = [&](const std::string& plain) -> const std::string* {
-    if (compressor == nullptr) return &plain;
-    coded.clear();
-    if (compressor->write(plain, flush, coded)) return nullptr;
-    return &coded;
-  };
-
   // Pops and writes to the client.
   auto write = [&]() -> asio::awaitable<void> {
-    while (true) {
-      auto chunk = co_await stream.pop();
-      if (!chunk) {
-        if (chunk.error() == flow::Errc::stream_overflow) {
-          result.outcome = StreamOutcome::slow_client;
-          writer.abort();
-        }
-        break;  // end_of_stream: the reader is done
-      }
-      // What else is buffered goes in the same write (one syscall for a burst).
-      while (chunk->size() < kWriteBatchBytes) {
-        auto more = stream.try_pop();
-        if (!more) break;  // nothing now; an end or an error is seen by the next pop
-        *chunk += *more;
-      }
-      const std::string* out = code(*chunk);
-      if (out == nullptr) {  // the codec failed: the client cannot decode what follows
-        result.outcome = StreamOutcome::client_gone;
-        writer.abort();
-        break;
-      }
-      if (out->empty()) continue;  // the compressor holds it until more comes
-      if (co_await writer.write_chunk(*out)) {
-        if (result.outcome != StreamOutcome::slow_client)
-          result.outcome = StreamOutcome::client_gone;
-        break;
-      }
-      entry.client_bytes.fetch_add(out->size(), std::memory_order_relaxed);
-    }
+    co_await deliver(stream, writer, entry, compressor, result, {});
     writer_done = true;
     if (result.outcome == StreamOutcome::client_gone ||
         result.outcome == StreamOutcome::slow_client) {
@@ -366,40 +523,71 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
   }
   if (writer_failure) std::rethrow_exception(writer_failure);
   if (reader_failure) std::rethrow_exception(reader_failure);
+  co_await end_client(writer, result, entry.event_stream, upstream_name, compressor);
+  co_return result;
+}
 
-  // `plain` and the end of a coded stream (its trailer); nullopt when the codec failed (the
-  // body must then be cut, never finished).
-  const auto tail = [&](const std::string& plain) -> std::optional<std::string> {
-    if (compressor == nullptr) return plain;
-    std::string out;
-    if (!plain.empty() && compressor->write(plain, http::Flush::none, out)) return std::nullopt;
-    if (compressor->finish(out)) return std::nullopt;
-    return out;
+asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedStream& shared,
+                                  bool event_stream, const StreamConfig& config,
+                                  std::atomic<uint64_t>& bytes, std::atomic<uint64_t>& events) {
+  response.set_read_timeout(config.stall_timeout);
+  // The last joiner leaving stops a read that waits on a silent upstream: the cancel runs on
+  // this coroutine's loop, and only while this coroutine still has the response.
+  const auto alive = std::make_shared<http::ClientResponse*>(&response);
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  shared.set_on_abandoned([alive, executor] {
+    asio::post(executor, [alive] {
+      if (*alive != nullptr) (*alive)->cancel();
+    });
+  });
+  struct Release {
+    const std::shared_ptr<http::ClientResponse*>& alive;
+    ~Release() { *alive = nullptr; }
+  } release{alive};
+  const ChunkSink append = [&shared](std::string chunk) -> asio::awaitable<bool> {
+    co_return shared.append(std::move(chunk));
   };
-  if (result.outcome == StreamOutcome::completed) {
-    const std::optional<std::string> last = tail(std::string());
-    if (!last) {
-      writer.abort();
-      result.outcome = StreamOutcome::client_gone;
-    } else if (!last->empty() && co_await writer.write_chunk(*last)) {
-      result.outcome = StreamOutcome::client_gone;
-    } else if (co_await writer.finish()) {
-      result.outcome = StreamOutcome::client_gone;
-    }
-  } else if (result.upstream_error) {
-    if (entry.event_stream) {
-      // An event stream ends cleanly with an error event the client's SSE parser sees.
-      const std::optional<std::string> event =
-          tail(error_event(upstream_name, result.upstream_error));
-      if (!event) {
-        writer.abort();
-      } else if (!co_await writer.write_chunk(*event)) {
-        (void)co_await writer.finish();
-      }
-    } else {
-      writer.abort();  // the client sees a cut response, never a complete-looking one
+  const ReadEnd end = co_await read_body(response, event_stream, config.buffer_bytes, bytes,
+                                         events, append, nullptr);
+  switch (end.how) {
+    case ReadEnd::How::completed:
+      shared.end(SharedStream::End::completed);
+      break;
+    case ReadEnd::How::failed:
+      // Every joiner leaving cancels the read: that is an abandonment, not a failure.
+      shared.end(end.error == asio::error::operation_aborted ? SharedStream::End::abandoned
+                                                              : SharedStream::End::failed,
+                 end.error);
+      break;
+    case ReadEnd::How::stopped:
+      shared.end(SharedStream::End::abandoned);
+      break;
+  }
+}
+
+asio::awaitable<PumpResult> deliver_shared(SharedStream& shared, SharedStream::Joiner& joiner,
+                                           http::ResponseWriter& writer, StreamEntry& entry,
+                                           std::string_view upstream_name,
+                                           http::StreamCompressor* compressor) {
+  PumpResult result;
+  co_await deliver(*joiner.stream, writer, entry, compressor, result, joiner.replay);
+  if (result.outcome == StreamOutcome::completed) {  // the joiner's stream ended: how?
+    switch (shared.state()) {
+      case SharedStream::End::completed:
+        break;
+      case SharedStream::End::failed:
+        result.upstream_error = shared.error();
+        result.outcome =
+            stalled(result.upstream_error) ? StreamOutcome::stalled : StreamOutcome::upstream_error;
+        break;
+      case SharedStream::End::running:  // cannot be: the stream is closed only at the end
+      case SharedStream::End::abandoned:
+        result.upstream_error = make_error_code(asio::error::operation_aborted);
+        result.outcome = StreamOutcome::upstream_error;
+        break;
     }
   }
+  co_await end_client(writer, result, entry.event_stream, upstream_name, compressor);
   co_return result;
 }
 

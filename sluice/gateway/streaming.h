@@ -37,11 +37,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <functional>
+#include <span>
 #include <string_view>
 
 #include "sluice/base/clock.h"
 #include "sluice/flow/bounded_stream.h"
 #include "sluice/gateway/config.h"
+#include "sluice/gateway/shared_stream.h"
 #include "sluice/http/client.h"
 #include "sluice/http/compression.h"
 #include "sluice/http/server.h"
@@ -89,6 +92,7 @@ struct StreamEntry {
   std::string target;  // the request target
   std::string policy;  // slow_client policy
   bool event_stream = false;
+  bool shared = false;            // a joiner of a coalesced stream (route.stream.coalesce)
   bool flush_each_chunk = false;  // a compressed stream flushes after every chunk
   int64_t started_unix_ms = 0;
   std::shared_ptr<flow::BoundedStream> stream;
@@ -108,8 +112,28 @@ struct StreamTotals {
   uint64_t max_buffered_bytes = 0;  // largest buffer any stream held
 };
 
+// Coalesced streams (SharedStream): ended ones plus the ones in progress.
+struct SharedStreamTotals {
+  size_t active = 0;             // upstream streams being read now
+  uint64_t started = 0;          // upstream streams shared
+  uint64_t completed = 0;        // ended with the body
+  uint64_t failed = 0;           // ended by an upstream reset or stall
+  uint64_t abandoned = 0;        // stopped because every joiner left
+  uint64_t stored = 0;           // completed streams stored in the cache
+  uint64_t joins = 0;            // clients served by a shared stream (leaders included)
+  uint64_t late_joins = 0;       // of which joined after bytes had been streamed
+  uint64_t replayed_bytes = 0;   // history bytes replayed to late joiners
+  uint64_t slow_joiners = 0;     // joiners ended at their buffer's bound
+  uint64_t history_bytes = 0;    // bytes held in histories now
+};
+
 class StreamRegistry {
  public:
+  // A coalesced stream started / ended (`stored`: its body went to the cache).
+  void shared_started(std::shared_ptr<SharedStream> shared);
+  void shared_ended(const std::shared_ptr<SharedStream>& shared, bool stored);
+  [[nodiscard]] SharedStreamTotals shared_totals() const;
+
   std::shared_ptr<StreamEntry> add(std::shared_ptr<StreamEntry> entry);
   void remove(const StreamEntry& entry, StreamOutcome outcome);
   [[nodiscard]] size_t active() const;
@@ -124,6 +148,8 @@ class StreamRegistry {
   std::map<uint64_t, std::shared_ptr<StreamEntry>> active_;
   uint64_t next_id_ = 1;
   StreamTotals ended_;  // ended streams only
+  std::map<const SharedStream*, std::shared_ptr<SharedStream>> shared_active_;
+  SharedStreamTotals shared_ended_;  // ended shared streams only
 };
 
 struct PumpResult {
@@ -144,5 +170,66 @@ boost::asio::awaitable<PumpResult> pump(http::ClientResponse& response,
                                         http::ResponseWriter& writer, const StreamConfig& config,
                                         StreamEntry& entry, std::string_view upstream_name,
                                         http::StreamCompressor* compressor = nullptr);
+
+// ---------------------------------------------------------------------------------------
+// The halves `pump` is made of, shared with stream coalescing.
+
+// How `read_body` ended.
+struct ReadEnd {
+  enum class How : uint8_t {
+    completed,  // the body ended and every byte went to the sink
+    failed,     // the upstream reset, closed or stalled (`error`)
+    stopped,    // the sink refused a chunk, or `*stop` became true
+  };
+  How how = How::stopped;
+  boost::system::error_code error;
+};
+
+// Takes one chunk of at most the reader's `max_chunk` bytes; false to stop reading.
+using ChunkSink = std::function<boost::asio::awaitable<bool>(std::string)>;
+
+// Reads the rest of `response`'s body and hands it to `sink` in chunks of at most `max_chunk`
+// bytes; an event stream in whole events (an event larger than `max_chunk` in pieces), so a
+// chunk never splits an event that fits. Counts the bytes read into `bytes` and the complete
+// events into `events`. Checks `*stop` (when not null) after every read.
+boost::asio::awaitable<ReadEnd> read_body(http::ClientResponse& response, bool event_stream,
+                                          size_t max_chunk, std::atomic<uint64_t>& bytes,
+                                          std::atomic<uint64_t>& events, const ChunkSink& sink,
+                                          const bool* stop);
+
+// Writes `replay` (in writes of about 64 KiB) and then every chunk popped from `stream` to the
+// client, coded by `compressor` when not null, until the stream ends. A burst of buffered
+// chunks goes in one write. Sets `result.outcome` to client_gone (a write failed, the codec
+// failed) or slow_client (the stream overflowed under `fail`: the client is aborted).
+boost::asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter& writer,
+                                     StreamEntry& entry, http::StreamCompressor* compressor,
+                                     PumpResult& result,
+                                     std::span<const SharedStream::Chunk> replay);
+
+// Ends the client's response as `result` says: finished (with the coded stream's trailer)
+// after a complete body; `event: error` then finished for an event stream whose upstream
+// failed, aborted for another body; nothing when the client side already ended.
+boost::asio::awaitable<void> end_client(http::ResponseWriter& writer, PumpResult& result,
+                                        bool event_stream, std::string_view upstream_name,
+                                        http::StreamCompressor* compressor);
+
+// The reader of a coalesced stream: reads the rest of `response`'s body into `shared` (whole
+// events for an event stream, chunks of at most `config.buffer_bytes`), under
+// `config.stall_timeout`, until the body ends (`completed`), the upstream fails or stalls
+// (`failed`), or no joiner is left (`abandoned`: the last joiner's leave cancels a waiting
+// read). Runs on the response's worker; never waits for a joiner.
+boost::asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedStream& shared,
+                                         bool event_stream, const StreamConfig& config,
+                                         std::atomic<uint64_t>& bytes,
+                                         std::atomic<uint64_t>& events);
+
+// Streams a coalesced stream to one joiner whose head is already written: its replay, then
+// its live chunks, and ends its response as the shared stream ended (a failed upstream gives
+// an event stream `event: error`). The caller leaves `shared` afterwards.
+boost::asio::awaitable<PumpResult> deliver_shared(SharedStream& shared,
+                                                  SharedStream::Joiner& joiner,
+                                                  http::ResponseWriter& writer, StreamEntry& entry,
+                                                  std::string_view upstream_name,
+                                                  http::StreamCompressor* compressor);
 
 }  // namespace sluice::gateway

@@ -1,0 +1,141 @@
+#include "sluice/gateway/shared_stream.h"
+
+#include <utility>
+
+#include "sluice/base/check.h"
+
+namespace sluice::gateway {
+
+SharedStream::SharedStream(Options options) : options_(std::move(options)) {
+  SLUICE_CHECK(options_.joiner.overflow != flow::OverflowPolicy::block_producer,
+               "SharedStream: a joiner must not block the reader");
+}
+
+std::optional<SharedStream::Joiner> SharedStream::join() {
+  std::lock_guard lock(mu_);
+  if (!stats_.history_whole || end_ == End::failed || end_ == End::abandoned) return std::nullopt;
+  Joiner j;
+  j.id = next_id_++;
+  j.replay = history_;
+  j.stream = std::make_shared<flow::BoundedStream>(options_.joiner);
+  if (end_ == End::completed) j.stream->close();  // the replay is all there is
+  if (!j.replay.empty()) {
+    ++stats_.late_joins;
+    stats_.replayed_bytes += stats_.history_bytes;
+  }
+  ++stats_.joined;
+  joiners_.emplace(j.id, j.stream);
+  stats_.joiners = joiners_.size();
+  return j;
+}
+
+void SharedStream::leave(uint64_t id) {
+  std::function<void()> abandoned;
+  std::shared_ptr<flow::BoundedStream> stream;
+  {
+    std::lock_guard lock(mu_);
+    auto it = joiners_.find(id);
+    if (it == joiners_.end()) return;
+    stream = std::move(it->second);
+    joiners_.erase(it);
+    stats_.joiners = joiners_.size();
+    anyone_left_ = true;
+    if (joiners_.empty() && end_ == End::running) abandoned = std::move(on_abandoned_);
+  }
+  stream->cancel();
+  if (abandoned) abandoned();
+}
+
+bool SharedStream::should_stop_locked() const {
+  return joiners_.empty() && (anyone_left_ || !stats_.history_whole);
+}
+
+bool SharedStream::append(std::string chunk) {
+  std::lock_guard lock(mu_);
+  if (end_ != End::running) return false;
+  stats_.bytes += chunk.size();
+  ++stats_.chunks;
+  if (stats_.history_whole && stats_.history_bytes + chunk.size() > options_.history_bytes) {
+    // Past the bound: late joiners could not get the beginning, the cache could not have
+    // the whole body; the memory goes back.
+    stats_.history_whole = false;
+    history_.clear();
+    history_.shrink_to_fit();
+    stats_.history_bytes = 0;
+  }
+  for (auto it = joiners_.begin(); it != joiners_.end();) {
+    auto offered = it->second->offer(chunk);
+    if (!offered && offered.error() == flow::Errc::stream_overflow) {
+      // This joiner fell behind under `fail`: its stream ended for it alone (its writer sees
+      // the overflow and disconnects it); the others go on.
+      ++stats_.joiners_ended;
+      anyone_left_ = true;
+      it = joiners_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  stats_.joiners = joiners_.size();
+  if (stats_.history_whole) {
+    stats_.history_bytes += chunk.size();
+    history_.push_back(std::make_shared<const std::string>(std::move(chunk)));
+  }
+  return !should_stop_locked();
+}
+
+void SharedStream::end(End how, boost::system::error_code error) {
+  SLUICE_CHECK(how != End::running, "SharedStream::end: running is not an end");
+  std::vector<std::shared_ptr<flow::BoundedStream>> streams;
+  {
+    std::lock_guard lock(mu_);
+    if (end_ != End::running) return;
+    end_ = how;
+    error_ = error;
+    on_abandoned_ = nullptr;
+    if (how != End::completed) {
+      history_.clear();
+      stats_.history_bytes = 0;
+      stats_.history_whole = false;
+    }
+    streams.reserve(joiners_.size());
+    for (const auto& [id, s] : joiners_) streams.push_back(s);
+  }
+  // Each joiner drains what it holds, then sees the end (and asks `state()` how it ended).
+  for (const auto& s : streams) s->close();
+}
+
+void SharedStream::set_on_abandoned(std::function<void()> callback) {
+  std::lock_guard lock(mu_);
+  on_abandoned_ = std::move(callback);
+}
+
+SharedStream::End SharedStream::state() const {
+  std::lock_guard lock(mu_);
+  return end_;
+}
+
+boost::system::error_code SharedStream::error() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+bool SharedStream::joinable() const {
+  std::lock_guard lock(mu_);
+  return stats_.history_whole && (end_ == End::running || end_ == End::completed);
+}
+
+std::optional<std::string> SharedStream::body() const {
+  std::lock_guard lock(mu_);
+  if (!stats_.history_whole) return std::nullopt;
+  std::string out;
+  out.reserve(stats_.history_bytes);
+  for (const auto& c : history_) out += *c;
+  return out;
+}
+
+SharedStream::Stats SharedStream::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,125 @@
+// SharedStream: one upstream stream fanned out to every identical request that joins it (stream
+// coalescing, `route.stream.coalesce`), without HTTP.
+//
+//   upstream -> reader -> append() -> history (for late joiners and the cache)
+//                                  -> offer() to each joiner's flow::BoundedStream -> its writer
+//
+// A joiner receives, atomically with respect to `append`, a replay of everything streamed so
+// far and its own bounded stream for what follows: no gap, no duplicate, the order of the
+// upstream. The reader never waits for a joiner: each chunk is offered (non-suspending) to
+// every joiner's stream, so a slow joiner only fills its own buffer, and at its bound it is
+// ended (`fail`: the gateway disconnects it) or loses its oldest chunks (`drop_oldest`), as
+// the joiner options say. One slow joiner never slows the reader nor the other joiners.
+//
+// The history holds every chunk while the total stays within `history_bytes`; past it the
+// history is released (memory stays bounded), the stream stops accepting joiners (a late
+// joiner could not get the beginning) and can no longer be cached. A stream whose history is
+// whole when it ends `completed` can be stored by the caller (`body()`).
+//
+// When to stop reading: once no joiner is left and none can come (`append` and `leave` say
+// so): the last joiner leaving triggers the `on_abandoned` callback, which the reader uses to
+// stop a read waiting on a silent upstream.
+//
+// Thread-safety: thread-safe; one mutex guards the history and the joiner table and is held
+// while a chunk is offered to each joiner (so a join's replay is atomic). Each joiner's
+// stream has its own lock, taken under this one; callbacks run outside the lock.
+// Cost: `append` is O(joiners): one copy of the chunk per joiner plus one shared history
+// entry. `join` is O(history chunks) (pointers, no byte copy).
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/flow/bounded_stream.h"
+
+namespace sluice::gateway {
+
+class SharedStream {
+ public:
+  struct Options {
+    // History kept for late joiners and for the cache, in bytes at most.
+    size_t history_bytes = 8 * 1024 * 1024;
+    // Each joiner's buffer; `overflow` must not be `block_producer` (a joiner cannot hold
+    // up the reader): `fail` ends a slow joiner, `drop_oldest` / `drop_newest` lose chunks.
+    flow::BoundedStreamOptions joiner;
+  };
+
+  // How the upstream stream ended (the reader says, with `end`).
+  enum class End : uint8_t {
+    running,    // not ended yet
+    completed,  // the body ended
+    failed,     // the upstream reset or stalled (see `error()`)
+    abandoned,  // every joiner left; the reader stopped
+  };
+
+  using Chunk = std::shared_ptr<const std::string>;
+  struct Joiner {
+    uint64_t id = 0;
+    std::vector<Chunk> replay;                    // what was streamed before the join
+    std::shared_ptr<flow::BoundedStream> stream;  // what follows; closed at the end
+  };
+
+  struct Stats {
+    size_t joiners = 0;            // joined and not left
+    uint64_t joined = 0;           // joins so far
+    uint64_t late_joins = 0;       // joins with a non-empty replay
+    uint64_t replayed_bytes = 0;   // history bytes handed to late joiners
+    uint64_t bytes = 0;            // bytes appended
+    uint64_t chunks = 0;           // chunks appended
+    size_t history_bytes = 0;      // bytes held in the history now
+    bool history_whole = true;     // the history holds every byte appended
+    uint64_t joiners_ended = 0;    // joiners whose buffer overflowed under `fail`
+  };
+
+  explicit SharedStream(Options options);
+  SharedStream(const SharedStream&) = delete;
+  SharedStream& operator=(const SharedStream&) = delete;
+
+  // Joins: the replay and a stream for the rest. nullopt when the stream can no longer be
+  // joined whole (history released, or it failed or was abandoned).
+  [[nodiscard]] std::optional<Joiner> join();
+  // The joiner `id` is done (its client finished or went away). Its stream is cancelled.
+  void leave(uint64_t id);
+
+  // Reader side. Appends `chunk`: to the history (while within its bound) and to every
+  // joiner's stream. Returns false when the reader should stop: no joiner is left and either
+  // one has left before or none can join any more.
+  bool append(std::string chunk);
+  // Ends the stream (closes every joiner's stream after what it holds). Idempotent: the first
+  // call wins.
+  void end(End how, boost::system::error_code error = {});
+  // Called (once, outside the lock, on the thread of the last `leave`) when the last joiner
+  // leaves while the stream runs; set it before the first join.
+  void set_on_abandoned(std::function<void()> callback);
+
+  [[nodiscard]] End state() const;
+  [[nodiscard]] boost::system::error_code error() const;
+  [[nodiscard]] bool joinable() const;
+  // The whole body, when the history holds all of it (else nullopt).
+  [[nodiscard]] std::optional<std::string> body() const;
+  [[nodiscard]] Stats stats() const;
+
+ private:
+  bool should_stop_locked() const;
+
+  const Options options_;
+  mutable std::mutex mu_;
+  std::vector<Chunk> history_;
+  std::map<uint64_t, std::shared_ptr<flow::BoundedStream>> joiners_;
+  std::function<void()> on_abandoned_;
+  End end_ = End::running;
+  boost::system::error_code error_;
+  uint64_t next_id_ = 1;
+  bool anyone_left_ = false;
+  Stats stats_;
+};
+
+}  // namespace sluice::gateway
