@@ -1340,13 +1340,25 @@ asio::awaitable<void> Proxy::Impl::read_shared(std::shared_ptr<SharedStream> sha
 asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter& w,
                                                const CachedResponse& head, SharedStream& shared,
                                                CacheStatus status) {
-  std::optional<SharedStream::Joiner> joiner = shared.join();
+  // A joiner that falls behind under `fail` is cut by the reader, from the reader's thread:
+  // the abort is posted to this worker, and only while this coroutine still has the writer.
+  const auto writer_alive = std::make_shared<http::ResponseWriter*>(&w);
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  std::optional<SharedStream::Joiner> joiner = shared.join([writer_alive, executor] {
+    asio::post(executor, [writer_alive] {
+      if (*writer_alive != nullptr) (*writer_alive)->abort();
+    });
+  });
   if (!joiner) co_return false;
   struct Leave {
     SharedStream& shared;
     uint64_t id;
-    ~Leave() { shared.leave(id); }
-  } leave{shared, joiner->id};
+    const std::shared_ptr<http::ResponseWriter*>& writer;
+    ~Leave() {
+      *writer = nullptr;
+      shared.leave(id);
+    }
+  } leave{shared, joiner->id, writer_alive};
   r.cache = status;
   r.status = head.status;
   const bool event_stream = is_event_stream(head.headers);
@@ -2072,6 +2084,9 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
   counter("sluice_gateway_shared_stream_upstream_bytes_total",
           "Body bytes read from upstreams for coalesced streams",
           shared_upstream_bytes_.load(std::memory_order_relaxed));
+  counter("sluice_gateway_shared_stream_events_total",
+          "SSE events read from upstreams for coalesced streams",
+          shared_events_.load(std::memory_order_relaxed));
 
   for (const auto& [route, cs] : coalescer_stats()) {
     // An array, not a braced list: a LabelsView views its labels, and a braced list's array

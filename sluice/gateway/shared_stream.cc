@@ -11,22 +11,37 @@ SharedStream::SharedStream(Options options) : options_(std::move(options)) {
                "SharedStream: a joiner must not block the reader");
 }
 
-std::optional<SharedStream::Joiner> SharedStream::join() {
+void SharedStream::next_round_locked(Joiner& joiner) {
+  size_t bytes = 0;
+  joiner.replay.assign(history_.begin() + static_cast<std::ptrdiff_t>(joiner.next), history_.end());
+  for (const auto& c : joiner.replay) bytes += c->size();
+  joiner.next = history_.size();
+  stats_.replayed_bytes += bytes;
+  joiner.live = end_ == End::completed || bytes <= options_.joiner.max_buffered_bytes;
+  if (joiner.live) joiners_[joiner.id].live = true;
+}
+
+std::optional<SharedStream::Joiner> SharedStream::join(std::function<void()> on_ejected) {
   std::lock_guard lock(mu_);
   if (!stats_.history_whole || end_ == End::failed || end_ == End::abandoned) return std::nullopt;
   Joiner j;
   j.id = next_id_++;
-  j.replay = history_;
   j.stream = std::make_shared<flow::BoundedStream>(options_.joiner);
   if (end_ == End::completed) j.stream->close();  // the replay is all there is
-  if (!j.replay.empty()) {
-    ++stats_.late_joins;
-    stats_.replayed_bytes += stats_.history_bytes;
-  }
+  joiners_.emplace(j.id, JoinerState{j.stream, false, std::move(on_ejected)});
+  next_round_locked(j);
+  if (!j.replay.empty()) ++stats_.late_joins;
   ++stats_.joined;
-  joiners_.emplace(j.id, j.stream);
   stats_.joiners = joiners_.size();
   return j;
+}
+
+bool SharedStream::catch_up(Joiner& joiner) {
+  std::lock_guard lock(mu_);
+  if (!stats_.history_whole || !joiners_.contains(joiner.id)) return false;
+  ++stats_.catch_up_rounds;
+  next_round_locked(joiner);
+  return true;
 }
 
 void SharedStream::leave(uint64_t id) {
@@ -36,7 +51,7 @@ void SharedStream::leave(uint64_t id) {
     std::lock_guard lock(mu_);
     auto it = joiners_.find(id);
     if (it == joiners_.end()) return;
-    stream = std::move(it->second);
+    stream = std::move(it->second.stream);
     joiners_.erase(it);
     stats_.joiners = joiners_.size();
     anyone_left_ = true;
@@ -51,7 +66,8 @@ bool SharedStream::should_stop_locked() const {
 }
 
 bool SharedStream::append(std::string chunk) {
-  std::lock_guard lock(mu_);
+  std::vector<std::function<void()>> ejected;
+  std::unique_lock lock(mu_);
   if (end_ != End::running) return false;
   stats_.bytes += chunk.size();
   ++stats_.chunks;
@@ -64,12 +80,17 @@ bool SharedStream::append(std::string chunk) {
     stats_.history_bytes = 0;
   }
   for (auto it = joiners_.begin(); it != joiners_.end();) {
-    auto offered = it->second->offer(chunk);
+    if (!it->second.live) {  // catching up: it gets this chunk from the history
+      ++it;
+      continue;
+    }
+    auto offered = it->second.stream->offer(chunk);
     if (!offered && offered.error() == flow::Errc::stream_overflow) {
       // This joiner fell behind under `fail`: its stream ended for it alone (its writer sees
       // the overflow and disconnects it); the others go on.
       ++stats_.joiners_ended;
       anyone_left_ = true;
+      if (it->second.on_ejected) ejected.push_back(std::move(it->second.on_ejected));
       it = joiners_.erase(it);
       continue;
     }
@@ -80,7 +101,10 @@ bool SharedStream::append(std::string chunk) {
     stats_.history_bytes += chunk.size();
     history_.push_back(std::make_shared<const std::string>(std::move(chunk)));
   }
-  return !should_stop_locked();
+  const bool go_on = !should_stop_locked();
+  lock.unlock();
+  for (auto& callback : ejected) callback();
+  return go_on;
 }
 
 void SharedStream::end(End how, boost::system::error_code error) {
@@ -98,7 +122,7 @@ void SharedStream::end(End how, boost::system::error_code error) {
       stats_.history_whole = false;
     }
     streams.reserve(joiners_.size());
-    for (const auto& [id, s] : joiners_) streams.push_back(s);
+    for (const auto& [id, j] : joiners_) streams.push_back(j.stream);
   }
   // Each joiner drains what it holds, then sees the end (and asks `state()` how it ended).
   for (const auto& s : streams) s->close();

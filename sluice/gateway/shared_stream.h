@@ -4,9 +4,13 @@
 //   upstream -> reader -> append() -> history (for late joiners and the cache)
 //                                  -> offer() to each joiner's flow::BoundedStream -> its writer
 //
-// A joiner receives, atomically with respect to `append`, a replay of everything streamed so
-// far and its own bounded stream for what follows: no gap, no duplicate, the order of the
-// upstream. The reader never waits for a joiner: each chunk is offered (non-suspending) to
+// A joiner first receives a replay of everything streamed so far, then its own bounded stream
+// for what follows: no gap, no duplicate, the order of the upstream. A replay larger than the
+// joiner's buffer is taken in rounds (`catch_up`): while the joiner writes one round, what
+// arrives goes to the history only, and the next round hands it over; once a round is within
+// the buffer's byte bound, the joiner goes live in the same step (atomically with respect to
+// `append`). So a late joiner is never ended for the size of its replay, only for falling
+// behind the live stream. The reader never waits for a joiner: each chunk is offered (non-suspending) to
 // every joiner's stream, so a slow joiner only fills its own buffer, and at its bound it is
 // ended (`fail`: the gateway disconnects it) or loses its oldest chunks (`drop_oldest`), as
 // the joiner options say. One slow joiner never slows the reader nor the other joiners.
@@ -63,8 +67,10 @@ class SharedStream {
   using Chunk = std::shared_ptr<const std::string>;
   struct Joiner {
     uint64_t id = 0;
-    std::vector<Chunk> replay;                    // what was streamed before the join
+    std::vector<Chunk> replay;                    // this round's part of the history
     std::shared_ptr<flow::BoundedStream> stream;  // what follows; closed at the end
+    bool live = false;  // `stream` receives the chunks after `replay` (else: catch_up first)
+    size_t next = 0;    // history index after `replay`
   };
 
   struct Stats {
@@ -72,6 +78,7 @@ class SharedStream {
     uint64_t joined = 0;           // joins so far
     uint64_t late_joins = 0;       // joins with a non-empty replay
     uint64_t replayed_bytes = 0;   // history bytes handed to late joiners
+    uint64_t catch_up_rounds = 0;  // replay rounds after the first (replays over the bound)
     uint64_t bytes = 0;            // bytes appended
     uint64_t chunks = 0;           // chunks appended
     size_t history_bytes = 0;      // bytes held in the history now
@@ -83,9 +90,16 @@ class SharedStream {
   SharedStream(const SharedStream&) = delete;
   SharedStream& operator=(const SharedStream&) = delete;
 
-  // Joins: the replay and a stream for the rest. nullopt when the stream can no longer be
-  // joined whole (history released, or it failed or was abandoned).
-  [[nodiscard]] std::optional<Joiner> join();
+  // Joins: the first round of replay, and a stream for the rest (live when the replay is
+  // within the joiner's byte bound). nullopt when the stream can no longer be joined whole
+  // (history released, or it failed or was abandoned). `on_ejected` is called (once, outside
+  // the lock, on the reader's thread) when the joiner's stream overflows under `fail`: its
+  // writer may be stuck on a full socket and must be cut from there.
+  [[nodiscard]] std::optional<Joiner> join(std::function<void()> on_ejected = nullptr);
+  // The next round for a joiner that is not live yet: the history after its last round, live
+  // once that is within the byte bound. false when the history is gone (released past its
+  // bound, or the stream failed): the joiner cannot get the whole stream.
+  [[nodiscard]] bool catch_up(Joiner& joiner);
   // The joiner `id` is done (its client finished or went away). Its stream is cancelled.
   void leave(uint64_t id);
 
@@ -113,7 +127,15 @@ class SharedStream {
   const Options options_;
   mutable std::mutex mu_;
   std::vector<Chunk> history_;
-  std::map<uint64_t, std::shared_ptr<flow::BoundedStream>> joiners_;
+  struct JoinerState {
+    std::shared_ptr<flow::BoundedStream> stream;
+    bool live = false;
+    std::function<void()> on_ejected;
+  };
+  // The rest of the history from `joiner.next` becomes its replay; live when within bounds.
+  void next_round_locked(Joiner& joiner);
+
+  std::map<uint64_t, JoinerState> joiners_;
   std::function<void()> on_abandoned_;
   End end_ = End::running;
   boost::system::error_code error_;

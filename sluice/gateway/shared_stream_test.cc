@@ -65,10 +65,52 @@ TEST(SharedStream, LateJoinerGetsTheReplayThenTheLiveChunksWithoutGapOrDuplicate
   EXPECT_EQ(st.bytes, 3u);
 }
 
+TEST(SharedStream, AReplayOverTheJoinersBoundIsTakenInRoundsUntilCaughtUp) {
+  SharedStream::Options o = options();
+  o.joiner.max_buffered_bytes = 4;
+  SharedStream s(o);
+  auto leader = s.join();
+  ASSERT_TRUE(leader && leader->live);
+  std::string leader_got;  // the leader keeps up (its buffer holds one chunk of 4 bytes)
+  EXPECT_TRUE(s.append("aaaa"));
+  leader_got += drain(*leader->stream);
+  EXPECT_TRUE(s.append("bbbb"));
+  leader_got += drain(*leader->stream);
+  auto late = s.join();
+  ASSERT_TRUE(late);
+  EXPECT_FALSE(late->live);  // 8 bytes of replay > 4: not live yet
+  EXPECT_EQ(concat(late->replay), "aaaabbbb");
+  EXPECT_TRUE(s.append("cccc"));  // while it writes the first round: history only
+  leader_got += drain(*leader->stream);
+  EXPECT_EQ(drain(*late->stream), "");
+  ASSERT_TRUE(s.catch_up(*late));
+  EXPECT_EQ(concat(late->replay), "cccc");
+  EXPECT_TRUE(late->live);
+  EXPECT_TRUE(s.append("dddd"));
+  s.end(SharedStream::End::completed);
+  EXPECT_EQ(drain(*late->stream), "dddd");
+  EXPECT_EQ(leader_got + drain(*leader->stream), "aaaabbbbccccdddd");
+  EXPECT_EQ(s.stats().catch_up_rounds, 1u);
+  EXPECT_EQ(s.stats().replayed_bytes, 12u);
+}
+
+TEST(SharedStream, CatchingUpFailsOnceTheHistoryIsGone) {
+  SharedStream::Options o = options(10);
+  o.joiner.max_buffered_bytes = 4;
+  SharedStream s(o);
+  auto leader = s.join();
+  EXPECT_TRUE(s.append("123456"));
+  auto late = s.join();
+  ASSERT_TRUE(late && !late->live);
+  EXPECT_TRUE(s.append("789012"));  // past the history bound
+  EXPECT_FALSE(s.catch_up(*late));
+}
+
 TEST(SharedStream, SlowJoinerIsEndedAloneAndNeverHoldsUpTheOthers) {
   SharedStream s(options(1024, 2));
-  auto slow = s.join();
-  auto fast = s.join();
+  int ejected = 0;
+  auto slow = s.join([&] { ++ejected; });
+  auto fast = s.join([&] { ADD_FAILURE() << "the fast joiner was ejected"; });
   ASSERT_TRUE(slow && fast);
   std::string fast_got;
   for (int i = 0; i < 10; ++i) {
@@ -81,6 +123,7 @@ TEST(SharedStream, SlowJoinerIsEndedAloneAndNeverHoldsUpTheOthers) {
   (void)drain(*slow->stream, &end);
   EXPECT_EQ(end, flow::Errc::stream_overflow);
   EXPECT_EQ(s.stats().joiners_ended, 1u);
+  EXPECT_EQ(ejected, 1);
 }
 
 TEST(SharedStream, DropPolicyKeepsASlowJoinersNewestChunks) {

@@ -143,6 +143,7 @@ void add_shared(SharedStreamTotals& t, const SharedStream::Stats& s) {
   t.late_joins += s.late_joins;
   t.replayed_bytes += s.replayed_bytes;
   t.slow_joiners += s.joiners_ended;
+  t.upstream_bytes += s.bytes;
 }
 
 }  // namespace
@@ -223,6 +224,7 @@ boost::json::object StreamRegistry::to_json(size_t limit) const {
   sj["late_joins"] = shared.late_joins;
   sj["replayed_bytes"] = shared.replayed_bytes;
   sj["slow_joiners"] = shared.slow_joiners;
+  sj["upstream_bytes"] = shared.upstream_bytes;
   sj["history_bytes"] = shared.history_bytes;
   out["shared"] = std::move(sj);
   boost::json::array streams;
@@ -311,8 +313,11 @@ asio::awaitable<ReadEnd> read_body(http::ClientResponse& response, bool event_st
     bytes.fetch_add(piece->size(), std::memory_order_relaxed);
     std::string chunk;
     if (event_stream) {
+      const uint64_t before = framer.events();
       const size_t complete = framer.feed(*piece);
-      events.store(framer.events(), std::memory_order_relaxed);
+      if (framer.events() != before) {
+        events.fetch_add(framer.events() - before, std::memory_order_relaxed);
+      }
       if (partial.empty() && complete == piece->size()) {
         chunk.assign(piece->data(), piece->size());  // the usual case: whole events
       } else {
@@ -386,18 +391,25 @@ asio::awaitable<bool> write_out(const std::string& chunk, Coder& code,
 
 }  // namespace
 
-asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter& writer,
-                              StreamEntry& entry, http::StreamCompressor* compressor,
-                              PumpResult& result, std::span<const SharedStream::Chunk> replay) {
+asio::awaitable<bool> write_replay(std::span<const SharedStream::Chunk> replay,
+                                   http::ResponseWriter& writer, StreamEntry& entry,
+                                   http::StreamCompressor* compressor, PumpResult& result) {
   Coder code(compressor, entry.flush_each_chunk);
-  // The replay first, in writes of about kWriteBatchBytes.
-  std::string batch;
+  std::string batch;  // writes of about kWriteBatchBytes
   for (size_t i = 0; i < replay.size(); ++i) {
     batch += *replay[i];
     if (batch.size() < kWriteBatchBytes && i + 1 < replay.size()) continue;
-    if (!co_await write_out(batch, code, writer, entry, result)) co_return;
+    if (!co_await write_out(batch, code, writer, entry, result)) co_return false;
     batch.clear();
   }
+  co_return true;
+}
+
+asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter& writer,
+                              StreamEntry& entry, http::StreamCompressor* compressor,
+                              PumpResult& result, std::span<const SharedStream::Chunk> replay) {
+  if (!co_await write_replay(replay, writer, entry, compressor, result)) co_return;
+  Coder code(compressor, entry.flush_each_chunk);
   while (true) {
     auto chunk = co_await stream.pop();
     if (!chunk) {
@@ -570,7 +582,27 @@ asio::awaitable<PumpResult> deliver_shared(SharedStream& shared, SharedStream::J
                                            std::string_view upstream_name,
                                            http::StreamCompressor* compressor) {
   PumpResult result;
-  co_await deliver(*joiner.stream, writer, entry, compressor, result, joiner.replay);
+  bool whole = true;  // the joiner got every round of the history
+  while (!joiner.live) {
+    // A replay over the buffer's bound: written round by round until the joiner caught up.
+    if (!co_await write_replay(joiner.replay, writer, entry, compressor, result)) break;
+    if (!shared.catch_up(joiner)) {
+      whole = false;
+      break;
+    }
+  }
+  if (!whole && shared.state() != SharedStream::End::failed) {
+    // The history went (past its bound) before this joiner caught up: it cannot get the
+    // whole stream, as a client too slow for it.
+    result.outcome = StreamOutcome::slow_client;
+    writer.abort();
+  } else if (joiner.live) {
+    co_await deliver(*joiner.stream, writer, entry, compressor, result, joiner.replay);
+    const flow::BoundedStream::Stats st = joiner.stream->stats();
+    if (result.outcome == StreamOutcome::client_gone && st.failed && st.overflow_count > 0) {
+      result.outcome = StreamOutcome::slow_client;  // the reader cut it at its bound
+    }
+  }
   if (result.outcome == StreamOutcome::completed) {  // the joiner's stream ended: how?
     switch (shared.state()) {
       case SharedStream::End::completed:

@@ -124,6 +124,7 @@ struct SharedStreamTotals {
   uint64_t late_joins = 0;       // of which joined after bytes had been streamed
   uint64_t replayed_bytes = 0;   // history bytes replayed to late joiners
   uint64_t slow_joiners = 0;     // joiners ended at their buffer's bound
+  uint64_t upstream_bytes = 0;   // body bytes read from the upstreams
   uint64_t history_bytes = 0;    // bytes held in histories now
 };
 
@@ -191,7 +192,7 @@ using ChunkSink = std::function<boost::asio::awaitable<bool>(std::string)>;
 // Reads the rest of `response`'s body and hands it to `sink` in chunks of at most `max_chunk`
 // bytes; an event stream in whole events (an event larger than `max_chunk` in pieces), so a
 // chunk never splits an event that fits. Counts the bytes read into `bytes` and the complete
-// events into `events`. Checks `*stop` (when not null) after every read.
+// events into `events` (both added to). Checks `*stop` (when not null) after every read.
 boost::asio::awaitable<ReadEnd> read_body(http::ClientResponse& response, bool event_stream,
                                           size_t max_chunk, std::atomic<uint64_t>& bytes,
                                           std::atomic<uint64_t>& events, const ChunkSink& sink,
@@ -205,6 +206,12 @@ boost::asio::awaitable<void> deliver(flow::BoundedStream& stream, http::Response
                                      StreamEntry& entry, http::StreamCompressor* compressor,
                                      PumpResult& result,
                                      std::span<const SharedStream::Chunk> replay);
+
+// Writes `replay` to the client (coded by `compressor` when not null) in writes of about
+// 64 KiB; false when the client side ended (`result` says why).
+boost::asio::awaitable<bool> write_replay(std::span<const SharedStream::Chunk> replay,
+                                          http::ResponseWriter& writer, StreamEntry& entry,
+                                          http::StreamCompressor* compressor, PumpResult& result);
 
 // Ends the client's response as `result` says: finished (with the coded stream's trailer)
 // after a complete body; `event: error` then finished for an event stream whose upstream
@@ -223,8 +230,8 @@ boost::asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedS
                                          std::atomic<uint64_t>& bytes,
                                          std::atomic<uint64_t>& events);
 
-// Streams a coalesced stream to one joiner whose head is already written: its replay, then
-// its live chunks, and ends its response as the shared stream ended (a failed upstream gives
+// Streams a coalesced stream to one joiner whose head is already written: its replay (in
+// rounds while it is over the joiner's buffer), then its live chunks, and ends its response as the shared stream ended (a failed upstream gives
 // an event stream `event: error`). The caller leaves `shared` afterwards.
 boost::asio::awaitable<PumpResult> deliver_shared(SharedStream& shared,
                                                   SharedStream::Joiner& joiner,

@@ -279,5 +279,120 @@ TEST_F(StreamingE2E, AdminStreamsListsAStreamInProgressWithItsState) {
   EXPECT_EQ(bad.status, 400u) << bad.body;
 }
 
+// ---------------------------------------------------------------------------------------
+// Stream coalescing and caching (route.stream.coalesce / cache)
+
+// Every event of /events?n=`n`&size=`size`, in order.
+std::string expected_events(uint64_t n, size_t size) {
+  std::string out;
+  for (uint64_t i = 1; i <= n; ++i) out += expected_event(i, size);
+  return out;
+}
+
+TEST_F(StreamingE2E, LateJoinerOfACoalescedStreamGetsTheReplayThenTheLiveStream) {
+  start("coalesce = true\n");
+  // 40 events, 50 ms apart (2 s): long enough for a second client to join in the middle.
+  const std::string target = "/events?n=40&size=10&interval_ms=50&cc=max-age%3D60";
+  HttpResponse first;
+  std::thread leader([&] { first = http_get(gateway_.port, target, {}, milliseconds(60000)); });
+  // Join once the leader's client has received some of the stream.
+  bool streaming = false;
+  for (int i = 0; i < 400 && !streaming; ++i) {
+    const json::object s = admin_streams();
+    for (const auto& e : s.at("streams").as_array()) {
+      streaming = streaming || json::value_to<uint64_t>(e.at("client_bytes")) > 0;
+    }
+    if (!streaming) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(streaming) << json::serialize(admin_streams());
+  const HttpResponse late = http_get(gateway_.port, target, {}, milliseconds(60000));
+  leader.join();
+
+  const std::string expected = expected_events(40, 10);
+  ASSERT_EQ(first.status, 200u) << first.ec.message();
+  EXPECT_EQ(first.header("x-cache"), "MISS");
+  EXPECT_TRUE(first.body == expected) << first.body;
+  ASSERT_EQ(late.status, 200u) << late.ec.message();
+  EXPECT_EQ(late.header("x-cache"), "COALESCED");
+  EXPECT_TRUE(late.body == expected) << "the late joiner's stream differs: " << late.body;
+  EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 1u)
+      << "both clients must share one upstream stream";
+  const json::object shared = admin_streams().at("shared").as_object();
+  EXPECT_EQ(json::value_to<uint64_t>(shared.at("joins")), 2u) << json::serialize(shared);
+  EXPECT_EQ(json::value_to<uint64_t>(shared.at("late_joins")), 1u) << json::serialize(shared);
+  EXPECT_GT(json::value_to<uint64_t>(shared.at("replayed_bytes")), 0u);
+}
+
+TEST_F(StreamingE2E, SlowJoinerOfACoalescedStreamDoesNotDelayAFastOne) {
+  // A joiner's buffer holds 16 KiB; the stream is 16 MB, more than the kernel's socket
+  // buffers absorb for a client that does not read.
+  start("coalesce = true\nbuffer_bytes = \"16KiB\"\nbuffer_chunks = 8\n",
+        "write_timeout = \"120s\"\n");
+  const std::string target = "/events?n=4000&size=4000&interval_ms=1&cc=max-age%3D60";
+  // The slow client joins first and never reads.
+  SilentClients slow(gateway_.port, "GET " + target + " HTTP/1.1\r\nHost: sluice\r\n\r\n", 1);
+  ASSERT_EQ(slow.size(), 1u);
+  bool joined = false;
+  for (int i = 0; i < 400 && !joined; ++i) {
+    joined = json::value_to<uint64_t>(admin_streams().at("shared").at("joins")) >= 1;
+    if (!joined) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(joined) << json::serialize(admin_streams());
+  // The fast client joins the same upstream stream and must get all of it, although the
+  // slow one accepts nothing: had the reader waited for the slow one, this would never end.
+  const HttpResponse fast =
+      http_get(gateway_.port, target, {{"Host", "sluice"}}, milliseconds(120000));
+  ASSERT_FALSE(fast.ec) << fast.ec.message();
+  ASSERT_EQ(fast.status, 200u);
+  EXPECT_EQ(fast.header("x-cache"), "COALESCED");
+  const std::string expected = expected_events(4000, 4000);
+  ASSERT_EQ(fast.body.size(), expected.size());
+  EXPECT_TRUE(fast.body == expected) << "the fast joiner's stream differs from the upstream's";
+  // The slow one was ended alone at its bound.
+  EXPECT_GE(wait_ended("slow_client", 1), 1u) << json::serialize(admin_streams());
+  const json::object shared = admin_streams().at("shared").as_object();
+  EXPECT_GE(json::value_to<uint64_t>(shared.at("slow_joiners")), 1u) << json::serialize(shared);
+  EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 1u);
+}
+
+TEST_F(StreamingE2E, CompletedStreamIsCachedAndReplayedAFailedOneIsNot) {
+  start("coalesce = true\ncache = true\nstall_timeout = \"300ms\"\n");
+  const std::string target = "/events?n=5&size=20&cc=max-age%3D60";
+  const HttpResponse miss = http_get(gateway_.port, target);
+  ASSERT_EQ(miss.status, 200u) << miss.ec.message();
+  EXPECT_EQ(miss.header("x-cache"), "MISS");
+  EXPECT_EQ(miss.body, expected_events(5, 20));
+  // Stored once its reader ended: poll until the stream is counted as stored.
+  uint64_t stored = 0;
+  for (int i = 0; i < 200 && stored == 0; ++i) {
+    stored = json::value_to<uint64_t>(admin_streams().at("shared").at("stored"));
+    if (stored == 0) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(stored, 1u) << json::serialize(admin_streams());
+  const HttpResponse hit = http_get(gateway_.port, target);
+  ASSERT_EQ(hit.status, 200u);
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.header("content-type"), "text/event-stream");
+  EXPECT_EQ(hit.body, miss.body) << "the replay differs from the stream";
+
+  // A stream that stalls ends with an error event and is not stored: the next request goes
+  // upstream again.
+  const std::string stalls = "/events?n=3&size=20&stall=1&cc=max-age%3D60";
+  const HttpResponse failed = http_get(gateway_.port, stalls);
+  ASSERT_EQ(failed.status, 200u);
+  EXPECT_NE(failed.body.find("event: error\ndata: {\"error\":\"upstream_stalled\""),
+            std::string::npos)
+      << failed.body;
+  uint64_t failed_streams = 0;
+  for (int i = 0; i < 200 && failed_streams == 0; ++i) {
+    failed_streams = json::value_to<uint64_t>(admin_streams().at("shared").at("failed"));
+    if (failed_streams == 0) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(failed_streams, 1u) << json::serialize(admin_streams());
+  const HttpResponse again = http_get(gateway_.port, stalls);
+  EXPECT_EQ(again.header("x-cache"), "MISS") << "a failed stream must never be replayed";
+  EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 3u);
+}
+
 }  // namespace
 }  // namespace sluice::e2e
