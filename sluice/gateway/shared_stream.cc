@@ -129,8 +129,14 @@ void SharedStream::end(End how, boost::system::error_code error) {
 }
 
 void SharedStream::set_on_abandoned(std::function<void()> callback) {
-  std::lock_guard lock(mu_);
-  on_abandoned_ = std::move(callback);
+  {
+    std::lock_guard lock(mu_);
+    if (end_ != End::running || !joiners_.empty() || !anyone_left_) {
+      on_abandoned_ = std::move(callback);
+      return;
+    }
+  }
+  callback();  // every joiner left already: the reader must not wait on its upstream
 }
 
 SharedStream::End SharedStream::state() const {

@@ -111,7 +111,7 @@ class SharedStream {
   // call wins.
   void end(End how, boost::system::error_code error = {});
   // Called (once, outside the lock, on the thread of the last `leave`) when the last joiner
-  // leaves while the stream runs; set it before the first join.
+  // leaves while the stream runs; at once, on this thread, when that happened already.
   void set_on_abandoned(std::function<void()> callback);
 
   [[nodiscard]] End state() const;

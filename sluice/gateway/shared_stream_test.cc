@@ -177,6 +177,16 @@ TEST(SharedStream, LastJoinerLeavingAbandonsTheStreamOnce) {
   EXPECT_FALSE(s.body());
 }
 
+TEST(SharedStream, AbandonedBeforeTheReaderSetItsCallbackCallsItAtOnce) {
+  SharedStream s(options());
+  auto a = s.join();
+  ASSERT_TRUE(a);
+  s.leave(a->id);
+  int abandoned = 0;
+  s.set_on_abandoned([&] { ++abandoned; });
+  EXPECT_EQ(abandoned, 1);
+}
+
 TEST(SharedStream, AFailedStreamIsNeverJoinedNorStoredAndItsJoinersDrainThenEnd) {
   SharedStream s(options());
   auto j = s.join();
