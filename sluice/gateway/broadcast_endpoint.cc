@@ -1,5 +1,6 @@
 #include "sluice/gateway/broadcast_endpoint.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
@@ -209,10 +210,25 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
   }
   std::shared_ptr<Subscription> sub = std::move(*subscribed);
   sessions_active_.fetch_add(1, std::memory_order_relaxed);
+  // A publish that disconnects this subscriber as slow cuts its connection from the
+  // publisher's thread: the abort is posted to this worker, and runs only while this session
+  // still has the writer (a write to a client that reads nothing would otherwise wait for
+  // `listener.write_timeout`).
+  const auto writer_alive = std::make_shared<http::ResponseWriter*>(&w);
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  sub->set_on_disconnected([writer_alive, executor] {
+    asio::post(executor, [writer_alive] {
+      if (*writer_alive != nullptr) (*writer_alive)->reset();
+    });
+  });
   struct Leave {
     std::atomic<uint64_t>& active;
-    ~Leave() { active.fetch_sub(1, std::memory_order_relaxed); }
-  } leave{sessions_active_};
+    const std::shared_ptr<http::ResponseWriter*>& writer;
+    ~Leave() {
+      *writer = nullptr;
+      active.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } leave{sessions_active_, writer_alive};
 
   bh::fields headers;
   headers.set(bh::field::content_type, "text/event-stream");
@@ -229,7 +245,13 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
     if (ec == flow::Errc::end_of_stream) {
       (void)co_await w.finish();  // the gateway stops or the channel went away
     } else {
-      w.abort();  // disconnected as slow, or found dead: the client reconnects
+      // Disconnected as slow (reset: nothing more is owed to it) or found dead; the client
+      // reconnects with Last-Event-ID.
+      if (ec == flow::Errc::stream_overflow) {
+        w.reset();
+      } else {
+        w.abort();
+      }
     }
   };
   while (true) {
@@ -263,8 +285,11 @@ asio::awaitable<BroadcastEndpoint::Outcome> BroadcastEndpoint::subscribe(http::R
       batch += *more;
     }
     if (co_await w.write_chunk(batch)) {
-      vanished_.fetch_add(1, std::memory_order_relaxed);
-      sub->mark_dead();
+      const flow::BoundedStream::Stats st = sub->stream().stats();
+      if (!(st.failed && st.overflow_count > 0)) {  // else: cut as slow, counted by publish
+        vanished_.fetch_add(1, std::memory_order_relaxed);
+        sub->mark_dead();
+      }
       break;
     }
     out.bytes_out += batch.size();

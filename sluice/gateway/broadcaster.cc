@@ -207,6 +207,8 @@ struct FanOut {
   size_t disconnected = 0;    // queues that failed at their bound (disconnect)
   size_t dead = 0;            // queues found ended (closed or cancelled from outside)
   uint64_t dropped = 0;       // events lost by slow subscribers
+  // The disconnected subscribers' callbacks, to call once the channel is unlocked.
+  std::vector<std::function<void()>> cut;
 };
 
 struct BroadcastChannel {
@@ -236,6 +238,7 @@ struct BroadcastChannel {
       if (r.error() == flow::Errc::stream_overflow) {
         ++out.disconnected;
         out.dropped += 1 + sub->stream_.stats().discarded_chunks;  // this event + its queue
+        if (sub->on_disconnected_) out.cut.push_back(std::move(sub->on_disconnected_));
       } else {
         ++out.dead;
       }
@@ -474,6 +477,11 @@ void Subscription::mark_dead() {
   if (leave(Leave::dead)) stream_.cancel();
 }
 
+void Subscription::set_on_disconnected(std::function<void()> callback) {
+  std::lock_guard lock(channel_->mu);
+  if (slot_ != kNotRegistered) on_disconnected_ = std::move(callback);
+}
+
 bool Subscription::leave(Leave how) {
   {
     std::lock_guard lock(channel_->mu);
@@ -553,10 +561,11 @@ boost::system::result<Published> Broadcaster::publish(std::string_view channel,
     ++ch.published;
     ch.idle_since = std::max(ch.idle_since, now);
 
-    const FanOut fan = ch.offer_locked(text, now);
+    FanOut fan = ch.offer_locked(text, now);
     ch.last_sent = now;
     const size_t evicted = ch.append_history_locked({id, std::move(text), now, numeric_id}, opt);
     lock.unlock();
+    for (auto& cut : fan.cut) cut();
 
     st.published.add();
     if (fan.delivered > 0) st.delivered.add(fan.delivered);

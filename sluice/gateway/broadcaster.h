@@ -44,6 +44,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -301,6 +302,11 @@ class Subscription {
   // cancels the queue (queued events discarded), and counts it as a dead subscriber removed.
   // Idempotent; no effect after `close()`.
   void mark_dead();
+  // Called once (on the publisher's thread, outside every lock) when a publish disconnects
+  // this subscriber as slow: its consumer may be stuck writing to a client that reads nothing
+  // and must be cut from there. Not called when that happened before this call (the queue's
+  // pop reports it).
+  void set_on_disconnected(std::function<void()> callback);
 
  private:
   friend class Broadcaster;
@@ -323,6 +329,7 @@ class Subscription {
   // Guarded by the channel's mutex:
   size_t slot_ = kNotRegistered;  // index in the channel's subscriber list
   uint64_t dropped_seen_ = 0;     // the queue's dropped_chunks already counted in `dropped`
+  std::function<void()> on_disconnected_;
 };
 
 class Broadcaster {

@@ -342,10 +342,14 @@ TEST(Broadcaster, SlowSubscriberIsDisconnectedWhileAFastOneGetsEverything) {
   Broadcaster b({.max_history = 4, .queue_events = 4}, clock);
   Sub slow = subscribe(b, "s");
   Sub fast = subscribe(b, "s");
+  int cut = 0;  // the slow one's consumer is told, once, by the publish that disconnects it
+  slow->set_on_disconnected([&] { ++cut; });
+  fast->set_on_disconnected([&] { ADD_FAILURE() << "the fast subscriber was cut"; });
   Ids fast_got;
   for (int i = 1; i <= 10; ++i) {
     auto r = b.publish("s", {.data = "x"});
     ASSERT_TRUE(r);
+    EXPECT_EQ(cut, i >= 5 ? 1 : 0) << i;
     EXPECT_EQ(r->disconnected, i == 5 ? 1u : 0u) << i;  // the 5th does not fit 4
     EXPECT_EQ(r->delivered, i <= 4 ? 2u : 1u) << i;
     for (auto& id : drain_ids(*fast)) fast_got.push_back(id);

@@ -1346,7 +1346,7 @@ asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter&
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::optional<SharedStream::Joiner> joiner = shared.join([writer_alive, executor] {
     asio::post(executor, [writer_alive] {
-      if (*writer_alive != nullptr) (*writer_alive)->abort();
+      if (*writer_alive != nullptr) (*writer_alive)->reset();
     });
   });
   if (!joiner) co_return false;

@@ -415,7 +415,7 @@ asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter&
     if (!chunk) {
       if (chunk.error() == flow::Errc::stream_overflow) {
         result.outcome = StreamOutcome::slow_client;
-        writer.abort();
+        writer.reset();
       }
       co_return;  // end_of_stream: the reader is done
     }
@@ -484,7 +484,7 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
         // The client fell behind the bound under `disconnect`: cut it now, even while its
         // writer waits on a full socket.
         result.outcome = StreamOutcome::slow_client;
-        writer.abort();
+        writer.reset();
       }
       co_return pushed.has_value();
     };
@@ -595,7 +595,7 @@ asio::awaitable<PumpResult> deliver_shared(SharedStream& shared, SharedStream::J
     // The history went (past its bound) before this joiner caught up: it cannot get the
     // whole stream, as a client too slow for it.
     result.outcome = StreamOutcome::slow_client;
-    writer.abort();
+    writer.reset();
   } else if (joiner.live) {
     co_await deliver(*joiner.stream, writer, entry, compressor, result, joiner.replay);
     const flow::BoundedStream::Stats st = joiner.stream->stats();

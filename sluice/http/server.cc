@@ -322,6 +322,8 @@ class Connection {
     error_code ignored;
     socket_.cancel(ignored);
   }
+  // Called by `ResponseWriter::reset`: the connection closes with RST.
+  void reset_on_close() noexcept { reset_on_close_ = true; }
   // Called when the drain timeout expired.
   void force_close() {
     close_requested_ = true;
@@ -396,6 +398,7 @@ class Connection {
   bool close_requested_ = false;
   bool waiting_for_request_ = false;
   bool lingering_ = false;
+  bool reset_on_close_ = false;  // an aborted response: close with RST
 };
 
 void Worker::remove(Connection* c) {
@@ -572,6 +575,9 @@ asio::awaitable<void> Connection::serve(std::shared_ptr<Connection> self) {
   co_await self->run();
   self->closed_ = true;
   error_code ignored;
+  if (self->reset_on_close_) {
+    self->socket_.set_option(tcp::socket::linger(true, 0), ignored);  // close sends RST
+  }
   self->socket_.close(ignored);
   self->timer_.cancel();
 }
@@ -859,6 +865,11 @@ asio::awaitable<error_code> ResponseWriter::write_chunk(std::string_view data) {
 void ResponseWriter::abort() noexcept {
   if (!error_) error_ = asio::error::operation_aborted;
   connection_.cancel_writes();  // a write waiting on a client that does not read ends now
+}
+
+void ResponseWriter::reset() noexcept {
+  connection_.reset_on_close();
+  abort();
 }
 
 asio::awaitable<error_code> ResponseWriter::finish() {

@@ -206,6 +206,10 @@ class ResponseWriter {
   // one. Later calls fail with `operation_aborted`, and a write in progress (another coroutine
   // of the handler waiting on a client that does not read) completes with it at once.
   void abort() noexcept;
+  // `abort()`, and the connection closes with a reset (RST) rather than a FIN: what the kernel
+  // still holds for the client is discarded at once instead of being drained through a window
+  // that may never open. For a client cut as too slow.
+  void reset() noexcept;
 
   [[nodiscard]] bool head_sent() const noexcept { return head_sent_; }
   [[nodiscard]] bool finished() const noexcept { return finished_; }

@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -269,6 +270,39 @@ TEST_F(BroadcastE2E, AVanishedSubscriberIsRemovedAtTheNextHeartbeat) {
   EXPECT_EQ(figure(cleanup, "vanished_at_heartbeat"), 1u);
   EXPECT_EQ(figure(cleanup, "dead_subscribers_cleaned"), 1u);
   EXPECT_EQ(figure(stats(), "published"), 0u);
+}
+
+TEST_F(BroadcastE2E, ASlowSubscriberIsCutAtOnceUnderTheDisconnectPolicy) {
+  // A queue of 8 events; the listener's write_timeout (30 s) is longer than every wait here,
+  // so only the publish that overflows the queue can cut the connection in time.
+  start("slow_client = \"disconnect\"\nmax_history = 8\nqueue_events = 8\n");
+  Subscriber slow(gateway_.port, "slow");
+  ASSERT_TRUE(slow.ok());
+  const int small = 4096;  // a small receive window: the client really does not read
+  (void)::setsockopt(slow.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  ASSERT_TRUE(wait_for([](const json::object& s) { return figure(s, "subscribers") == 1; }));
+  // 8 MB: more than the socket buffers absorb, then more than the queue holds.
+  const std::string data(32 * 1024, 'x');
+  for (int i = 0; i < 256; ++i) {
+    const HttpResponse r = publish("slow", data);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    if (json::value_to<uint64_t>(json::parse(r.body).at("disconnected")) > 0) break;
+  }
+  EXPECT_TRUE(wait_for([](const json::object& s) { return figure(s, "slow_disconnects") == 1; }))
+      << json::serialize(stats());
+  // The gateway reset the connection (a FIN would wait behind megabytes the client does not
+  // read): reading ends at once.
+  timeval tv{10, 0};
+  (void)::setsockopt(slow.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[65536];
+  ssize_t n = 0;
+  while ((n = ::recv(slow.fd(), buf, sizeof(buf), 0)) > 0) {
+  }
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET))
+      << "the slow subscriber's connection is still open: " << std::strerror(errno);
+  EXPECT_TRUE(wait_for([](const json::object& s) { return figure(s, "connections") == 0; }))
+      << json::serialize(stats());
+  EXPECT_EQ(figure(stats().at("cleanup").as_object(), "vanished_at_heartbeat"), 0u);
 }
 
 TEST_F(BroadcastE2E, AnIdleChannelExpires) {
