@@ -960,7 +960,11 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
     }
   }
   const bool live_stream = event_stream || !declared;
-  if (!whole && shareable && live_stream && cached->body.empty() &&
+  // `no-cache` (what LLM APIs put on their event streams) forbids reusing a stored answer
+  // without revalidation, not sharing one in flight: such a stream is shared, as a max-age=0
+  // answer is, and never stored.
+  const bool stream_shareable = shareable || decision.verdict == StoreVerdict::no_cache_response;
+  if (!whole && stream_shareable && live_stream && cached->body.empty() &&
       (rc.stream.coalesce || rc.stream.cache) && up->method() != bh::verb::head) {
     // A coalesced stream: one upstream read, joined by the leader, its waiters and (with
     // stream.coalesce) identical requests that arrive while it runs.

@@ -355,6 +355,31 @@ TEST_F(StreamingE2E, SlowJoinerOfACoalescedStreamDoesNotDelayAFastOne) {
   EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 1u);
 }
 
+TEST_F(StreamingE2E, NoCacheStreamIsSharedInFlightButNeverStored) {
+  start("coalesce = true\ncache = true\n");
+  // What LLM APIs send on their event streams: shared while in flight, never replayed.
+  const std::string target = "/events?n=20&size=10&interval_ms=50&cc=no-cache";
+  HttpResponse first;
+  std::thread leader([&] { first = http_get(gateway_.port, target, {}, milliseconds(60000)); });
+  bool joined = false;
+  for (int i = 0; i < 400 && !joined; ++i) {
+    joined = json::value_to<uint64_t>(admin_streams().at("shared").at("joins")) >= 1;
+    if (!joined) std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(joined) << json::serialize(admin_streams());
+  const HttpResponse second = http_get(gateway_.port, target, {}, milliseconds(60000));
+  leader.join();
+  const std::string expected = expected_events(20, 10);
+  EXPECT_EQ(first.body, expected);
+  EXPECT_EQ(second.body, expected);
+  EXPECT_EQ(second.header("x-cache"), "COALESCED");
+  EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 1u);
+  const HttpResponse after = http_get(gateway_.port, target, {}, milliseconds(60000));
+  EXPECT_EQ(after.header("x-cache"), "MISS") << "a no-cache stream must never be replayed";
+  EXPECT_EQ(after.body, expected);
+  EXPECT_EQ(json::value_to<uint64_t>(admin_streams().at("shared").at("stored")), 0u);
+}
+
 TEST_F(StreamingE2E, CompletedStreamIsCachedAndReplayedAFailedOneIsNot) {
   start("coalesce = true\ncache = true\nstall_timeout = \"300ms\"\n");
   const std::string target = "/events?n=5&size=20&cc=max-age%3D60";
