@@ -1376,6 +1376,12 @@ MaybeError apply_given_flags(Config& c, const QuickStart& flags, const std::set<
       o.set("route." + r.name + ".cache_ttl", flag_origin("--cache-ttl"));
     }
     if (given.count("coalesce-post")) r.coalesce_post = flags.coalesce_post;
+    if (given.count("coalesce-streams")) {
+      r.stream.coalesce = flags.coalesce_streams;
+      r.stream.cache = flags.coalesce_streams;
+      o.set("route." + r.name + ".stream.coalesce", flag_origin("--coalesce-streams"));
+      o.set("route." + r.name + ".stream.cache", flag_origin("--coalesce-streams"));
+    }
   }
   if (given.count("workers")) {
     if (auto e = set_path(c, "server.workers", Value::of_int(static_cast<int64_t>(flags.workers)),
@@ -1518,9 +1524,10 @@ ConfigResult config_from_flags(const QuickStart& flags, const Environment& env) 
   r.name = "default";
   r.upstream = "default";
   c.routes.push_back(std::move(r));
-  std::set<std::string> given = {"listen",        "upstream",  "cache-ttl",
-                                 "coalesce-post", "workers",   "data-dir",
-                                 "access-log",    "log-level", "broadcast-prefix"};
+  std::set<std::string> given = {"listen",     "upstream",         "cache-ttl",
+                                 "coalesce-post", "coalesce-streams", "workers",
+                                 "data-dir",   "access-log",       "log-level",
+                                 "broadcast-prefix"};
   given.insert(flags.admin_enabled ? "admin" : "no-admin");
   if (auto e = apply_given_flags(c, flags, given, origins)) return *e;
   if (auto e = apply_env(c, env, origins)) return *e;

@@ -439,6 +439,8 @@ struct QuickStart {
   Duration cache_ttl = 60s;
   // --coalesce-post: every route's `coalesce_post`.
   bool coalesce_post = false;
+  // --coalesce-streams: every route's `stream.coalesce` and `stream.cache`.
+  bool coalesce_streams = false;
   // --workers N.
   size_t workers = 0;
   // --data-dir DIR.

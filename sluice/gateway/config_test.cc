@@ -571,6 +571,7 @@ TEST(ConfigFlags, QuickStartBuildsOneUpstreamAndRoute) {
   q.admin = "127.0.0.1:0";
   q.cache_ttl = 5s;
   q.coalesce_post = true;
+  q.coalesce_streams = true;
   q.workers = 2;
   q.access_log = "off";
   ConfigResult r = config_from_flags(q, no_env());
@@ -587,6 +588,8 @@ TEST(ConfigFlags, QuickStartBuildsOneUpstreamAndRoute) {
   EXPECT_EQ(r->routes[0].upstream, "default");
   EXPECT_EQ(r->routes[0].cache_ttl, 5s);
   EXPECT_TRUE(r->routes[0].coalesce_post);
+  EXPECT_TRUE(r->routes[0].stream.coalesce);
+  EXPECT_TRUE(r->routes[0].stream.cache);
   EXPECT_FALSE(r->routes[0].public_answers);
   EXPECT_EQ(r->server.workers, 2u);
   EXPECT_EQ(r->log.access, "off");

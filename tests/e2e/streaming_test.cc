@@ -324,9 +324,10 @@ TEST_F(StreamingE2E, LateJoinerOfACoalescedStreamGetsTheReplayThenTheLiveStream)
 }
 
 TEST_F(StreamingE2E, SlowJoinerOfACoalescedStreamDoesNotDelayAFastOne) {
-  // A joiner's buffer holds 16 KiB; the stream is 16 MB, more than the kernel's socket
-  // buffers absorb for a client that does not read.
-  start("coalesce = true\nbuffer_bytes = \"16KiB\"\nbuffer_chunks = 8\n",
+  // A joiner's buffer holds 1 MiB (a quarter second of this stream: slack for a busy machine);
+  // the stream is 16 MB, more than the kernel's socket buffers (4 MB) and that buffer absorb
+  // for a client that does not read.
+  start("coalesce = true\nbuffer_bytes = \"1MiB\"\nbuffer_chunks = 256\n",
         "write_timeout = \"120s\"\n");
   const std::string target = "/events?n=4000&size=4000&interval_ms=1&cc=max-age%3D60";
   // The slow client joins first and never reads.

@@ -25,6 +25,7 @@ struct ServeFlags {
   bool no_admin = false;
   std::string cache_ttl;
   bool coalesce_post = false;
+  bool coalesce_streams = false;
   size_t workers = 0;
   std::string data_dir;
   std::string access_log;
@@ -51,6 +52,7 @@ boost::system::result<gateway::QuickStart, int> quick_start(const ServeFlags& f)
     q.cache_ttl = *ttl;
   }
   q.coalesce_post = f.coalesce_post;
+  q.coalesce_streams = f.coalesce_streams;
   q.workers = f.workers;
   if (!f.data_dir.empty()) q.data_dir = f.data_dir;
   if (!f.access_log.empty()) q.access_log = f.access_log;
@@ -151,6 +153,9 @@ SLUICE_COMMAND(10, [](CLI::App& app, int& exit_code) {
                   "TTL of answers without explicit freshness (default 60s)");
   cmd->add_flag("--coalesce-post", flags->coalesce_post,
                 "Coalesce and cache identical POSTs (key over canonical JSON bodies)");
+  cmd->add_flag("--coalesce-streams", flags->coalesce_streams,
+                "Identical streaming requests share one upstream stream (late joiners get a "
+                "replay); completed streams are cached");
   cmd->add_option("--workers", flags->workers, "Worker threads (default: one per core)");
   cmd->add_option("--data-dir", flags->data_dir, "Directory of the access log (./sluice-data)");
   cmd->add_option("--access-log", flags->access_log, "sqlite (default) or off");
@@ -162,7 +167,8 @@ SLUICE_COMMAND(10, [](CLI::App& app, int& exit_code) {
   cmd->callback([cmd, flags, &exit_code] {
     std::vector<std::string> given;
     for (const char* name :
-         {"listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post", "workers",
+         {"listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post",
+          "coalesce-streams", "workers",
           "data-dir", "access-log", "log-level", "broadcast-prefix"}) {
       if (cmd->count(std::string("--") + name) > 0) given.emplace_back(name);
     }
