@@ -411,7 +411,13 @@ asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter&
   if (!co_await write_replay(replay, writer, entry, compressor, result)) co_return;
   Coder code(compressor, entry.flush_each_chunk);
   while (true) {
-    auto chunk = co_await stream.pop();
+    auto chunk = stream.try_pop();
+    if (!chunk && chunk.error() == flow::Errc::would_block) {
+      chunk = co_await stream.pop();
+      // Woken by the reader: let it read what else arrived before this write goes out, so a
+      // burst of small upstream writes leaves in one client write, not one each.
+      if (chunk) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
     if (!chunk) {
       if (chunk.error() == flow::Errc::stream_overflow) {
         result.outcome = StreamOutcome::slow_client;
