@@ -39,12 +39,15 @@ bench: build
 	@scripts/install-deps.sh --bench
 	@bench/run-peers.sh --build $(BUILD)
 	@bench/run-sse.sh --build $(BUILD)
+	@bench/run-stream-coalescing.sh --build $(BUILD)
 
 # The streaming part alone: the broadcaster beside nginx + nchan, streamed pass-through beside
-# nginx with proxy_buffering off; and the broadcaster soak (minutes, RSS over time).
+# nginx with proxy_buffering off, stream coalescing on and off; and the broadcaster soak
+# (minutes, RSS over time).
 bench-sse: build
 	@scripts/install-deps.sh --bench
 	@bench/run-sse.sh --build $(BUILD)
+	@bench/run-stream-coalescing.sh --build $(BUILD)
 
 bench-soak: build
 	@bench/soak-broadcast.sh --build $(BUILD)
