@@ -1516,9 +1516,25 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       const bool vary_ok =
           c.vary.empty() || vary_fingerprint(c.vary, request.base()) == c.vary_fingerprint;
       if (!vary_ok) bump(counters_.vary_mismatch);
-      const bool fresh = base::SteadyClock::instance().now() < c.stored_at + c.ttl;
-      if (vary_ok && !invalidated(c) && !fresh) stale = *hit;
-      if (vary_ok && !invalidated(c) && fresh) {
+      const TimePoint now = base::SteadyClock::instance().now();
+      const bool usable = vary_ok && !invalidated(c);
+      bool fresh = now < c.stored_at + c.ttl;
+      if (usable && (request_decision.max_age || request_decision.min_fresh ||
+                     request_decision.max_stale)) {
+        // The request's own limits (RFC 9111 5.2.1): max-age on the answer's current age,
+        // min-fresh on its remaining freshness, max-stale for how stale it may be.
+        const Duration resident = now - c.stored_at;
+        const bool must_revalidate = !fresh && request_decision.max_stale && [&c] {
+          const CacheControl cc = parse_cache_control(c.headers);
+          return cc.must_revalidate || cc.proxy_revalidate;
+        }();
+        fresh = request_decision.accepts(c.initial_age + resident, c.ttl - resident,
+                                         must_revalidate);
+      }
+      // Not acceptable as it is: the leader below revalidates it (or fetches it again when it
+      // has no validator).
+      if (usable && !fresh) stale = *hit;
+      if (usable && fresh) {
         if (not_modified(request.base(), c.headers)) {
           bump(counters_.not_modified);
           CachedResponse head_only;
@@ -1549,6 +1565,16 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
         co_return;
       }
     }
+  }
+
+  if (request_decision.only_if_cached) {
+    // RFC 9111 5.2.1.7: the client wants a stored answer or nothing.
+    const GatewayError not_cached{504, "only_if_cached",
+                                  "no stored answer satisfies this request (Cache-Control: "
+                                  "only-if-cached)"};
+    co_await send_error(r, writer, not_cached);
+    finish(r);
+    co_return;
   }
 
   // What a leader needs: its own copy of the request (it may outlive this one, serving the

@@ -165,6 +165,36 @@ TEST_F(GatewayE2E, CachedGetIsServedAsHitWithoutAnUpstreamCall) {
   EXPECT_EQ(upstream_calls("/cached"), 1u);
 }
 
+TEST_F(GatewayE2E, RequestCacheControlLimitsWhatAHitMayBe) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  // only-if-cached with nothing stored: 504, and the upstream is not asked.
+  const HttpResponse none =
+      http_get(gateway_.port, "/limits?cc=max-age%3D60", {{"Cache-Control", "only-if-cached"}});
+  EXPECT_EQ(none.status, 504u) << none.body;
+  expect_json_error(none);
+  EXPECT_NE(none.body.find("only_if_cached"), std::string::npos) << none.body;
+  EXPECT_EQ(upstream_calls("/limits"), 0u);
+
+  ASSERT_EQ(http_get(gateway_.port, "/limits?cc=max-age%3D60").status, 200u);
+  ASSERT_EQ(upstream_calls("/limits"), 1u);
+  const HttpResponse cached =
+      http_get(gateway_.port, "/limits?cc=max-age%3D60", {{"Cache-Control", "only-if-cached"}});
+  EXPECT_EQ(cached.status, 200u);
+  EXPECT_EQ(cached.header("X-Cache"), "HIT");
+  // min-fresh beyond the stored answer's remaining 60 s: it goes upstream, then is stored anew.
+  const HttpResponse fresher =
+      http_get(gateway_.port, "/limits?cc=max-age%3D60", {{"Cache-Control", "min-fresh=120"}});
+  EXPECT_EQ(fresher.status, 200u);
+  EXPECT_EQ(fresher.header("X-Cache"), "MISS");
+  EXPECT_EQ(upstream_calls("/limits"), 2u);
+  // Within the request's limits: a hit.
+  const HttpResponse within = http_get(gateway_.port, "/limits?cc=max-age%3D60",
+                                       {{"Cache-Control", "max-age=30, min-fresh=10"}});
+  EXPECT_EQ(within.header("X-Cache"), "HIT");
+  EXPECT_EQ(upstream_calls("/limits"), 2u);
+}
+
 TEST_F(GatewayE2E, EveryAdminReadEndpointAnswersAfterTraffic) {
   start_quick();
   ASSERT_NE(gateway_.port, 0);
