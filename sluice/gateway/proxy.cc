@@ -203,6 +203,8 @@ struct Fetched {
   std::shared_ptr<SharedStream> shared;
   const LeaderTicket* owner = nullptr;
   bool shareable = false;  // waiters may use it (error answers are shareable too)
+  bool stale_on_error = false;  // `response` is a stored answer served because the upstream
+                                // failed (stale-if-error)
   GatewayError error;      // when `response` is null
   Duration upstream_latency{};
 };
@@ -219,7 +221,7 @@ struct Counters {
       waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
       hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
       invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0},
-      revalidated{0}, encoded_gzip{0}, encoded_zstd{0}, encoded_bytes_in{0}, encoded_bytes_out{0},
+      revalidated{0}, stale_if_error{0}, encoded_gzip{0}, encoded_zstd{0}, encoded_bytes_in{0}, encoded_bytes_out{0},
       encode_runs{0};
 };
 
@@ -411,12 +413,25 @@ class Proxy::Impl {
   void mark_hit_for_miss(const std::string& key, Duration ttl);
   // How long the L1 keeps an answer: its freshness, plus as long again (at least a minute)
   // when it carries a validator (ETag or Last-Modified), so a stale entry can be revalidated
-  // with a conditional request instead of fetched whole.
+  // with a conditional request instead of fetched whole; and at least its stale-if-error
+  // window past its freshness.
   static Duration keep_for(const CachedResponse& c) {
     const bool validators =
         c.headers.count(bh::field::etag) > 0 || c.headers.count(bh::field::last_modified) > 0;
-    if (!validators) return c.ttl;
-    return c.ttl + std::max<Duration>(c.ttl, std::chrono::minutes(1));
+    Duration keep = c.ttl;
+    if (validators) keep = c.ttl + std::max<Duration>(c.ttl, std::chrono::minutes(1));
+    if (const auto window = stale_if_error_of(c)) keep = std::max(keep, c.ttl + *window);
+    return keep;
+  }
+  // How long past its freshness a stored answer may still serve when the upstream fails
+  // (RFC 5861 stale-if-error); nullopt without it, or when the answer forbids stale use
+  // (must-revalidate, proxy-revalidate, no-cache).
+  static std::optional<Duration> stale_if_error_of(const CachedResponse& c) {
+    const CacheControl cc = parse_cache_control(c.headers);
+    if (!cc.stale_if_error || cc.must_revalidate || cc.proxy_revalidate || cc.no_cache) {
+      return std::nullopt;
+    }
+    return cc.stale_if_error;
   }
   bool invalidated(const CachedResponse& c);
   void invalidate(const http::Request& request, unsigned status,
@@ -901,6 +916,19 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
     co_return fetched;
   }
   fetched->upstream_latency = attempt.latency;
+  if (stale && (!attempt.response || attempt.response->status() >= 500)) {
+    // The upstream failed: a stored answer whose stale-if-error window is still open serves
+    // instead (RFC 5861), to this request and its waiters.
+    const auto window = stale_if_error_of(*stale);
+    if (window && base::SteadyClock::instance().now() <= stale->stored_at + stale->ttl + *window) {
+      bump(counters_.stale_if_error);
+      attempt.response.reset();
+      fetched->shareable = true;
+      fetched->stale_on_error = true;
+      fetched->response = std::move(stale);
+      co_return fetched;
+    }
+  }
   if (!attempt.response) {
     fetched->error = std::move(attempt.error);
     fetched->shareable = true;  // everyone waiting would meet the same failure
@@ -1692,7 +1720,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
   if (!fetched->response) {
     co_await send_error(r, writer, fetched->error);
   } else {
-    co_await send_cached(r, writer, *fetched->response, CacheStatus::coalesced, false);
+    co_await send_cached(r, writer, *fetched->response, CacheStatus::coalesced,
+                         fetched->stale_on_error);
   }
   finish(r);
 }
@@ -1713,6 +1742,8 @@ asio::awaitable<bool> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWr
     // Done with the upstream body on its own worker: the connection goes back to the pool
     // (or is closed) here, not wherever the last waiter drops its reference.
     fetched->live->response.reset();
+  } else if (fetched->response && fetched->stale_on_error) {
+    co_await send_cached(r, writer, *fetched->response, CacheStatus::hit, true);
   } else if (fetched->response) {
     co_await send_cached(r, writer, *fetched->response, CacheStatus::miss, false);
   } else {
@@ -1840,6 +1871,7 @@ ProxyStats Proxy::Impl::stats() const {
   s.slow_requests = get(counters_.slow_requests);
   s.access_log_dropped = get(counters_.access_log_dropped);
   s.revalidated = get(counters_.revalidated);
+  s.stale_if_error = get(counters_.stale_if_error);
   const cache::CacheStats cs = l1_.stats();
   s.cache_entries = l1_.size();
   s.cache_bytes = cs.bytes;
@@ -1879,7 +1911,8 @@ void Proxy::Impl::reset_stats() {
                   &counters_.client_disconnects,
                   &counters_.slow_requests,
                   &counters_.access_log_dropped,
-                  &counters_.revalidated}) {
+                  &counters_.revalidated,
+                  &counters_.stale_if_error}) {
     zero(*c);
   }
   for (auto& route : routes_) route->coalescer.load()->reset_stats();
@@ -2033,6 +2066,10 @@ void Proxy::Impl::collect(metrics::Writer& w) const {
   counter("sluice_gateway_revalidated_total",
           "Stale answers revalidated upstream with a 304 (served from the stored body)",
           s.revalidated);
+  counter("sluice_gateway_stale_if_error_total",
+          "Stored answers served past their freshness because the upstream failed "
+          "(stale-if-error)",
+          s.stale_if_error);
   counter("sluice_gateway_client_disconnects_total", "Clients gone before their answer was written",
           s.client_disconnects);
   counter("sluice_gateway_slow_requests_total", "Requests slower than log.slow_request",

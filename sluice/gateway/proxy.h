@@ -22,7 +22,8 @@
 //   are streamed to the leader's client chunk by chunk, through a bounded buffer per client
 //   (streaming.h); its waiters go upstream themselves.
 // - Upstream failures become 502 (unreachable, reset), 504 (timeout) or 503 (breaker open,
-//   concurrency limit) with a JSON body {"error","reason"}; 429 past a rate limit.
+//   concurrency limit) with a JSON body {"error","reason"}; 429 past a rate limit. A stored
+//   answer whose stale-if-error window is open serves instead (X-Cache: HIT).
 // - Headers `X-Cache: HIT|MISS|COALESCED|BYPASS` and `X-Process-Time` on every answer.
 //
 // Thread-safety: `handle` runs concurrently on every worker; the other members are safe
@@ -85,6 +86,7 @@ struct ProxyStats {
   uint64_t not_stored = 0;           // cacheable-method answers not stored (see verdicts)
   uint64_t invalidations = 0;        // URIs invalidated by unsafe methods
   uint64_t revalidated = 0;          // stale answers the upstream confirmed with a 304
+  uint64_t stale_if_error = 0;       // stored answers served because the upstream failed
   uint64_t client_disconnects = 0;   // clients gone before their answer was written
   uint64_t slow_requests = 0;        // requests slower than `log.slow_request`
   uint64_t access_log_dropped = 0;   // records the access log refused (queue full)

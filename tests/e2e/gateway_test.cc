@@ -195,6 +195,29 @@ TEST_F(GatewayE2E, RequestCacheControlLimitsWhatAHitMayBe) {
   EXPECT_EQ(upstream_calls("/limits"), 2u);
 }
 
+TEST_F(GatewayE2E, StaleIfErrorServesTheStoredAnswerWhenTheUpstreamIsDown) {
+  start_quick();
+  ASSERT_NE(gateway_.port, 0);
+  const std::string target = "/sie?cc=max-age%3D1%2C%20stale-if-error%3D600";
+  const HttpResponse first = http_get(gateway_.port, target);
+  ASSERT_EQ(first.status, 200u);
+  EXPECT_EQ(first.header("X-Cache"), "MISS");
+  ASSERT_EQ(http_get(gateway_.port, "/sie-not-stored?cc=no-store").status, 200u);
+  // Past its freshness (max-age=1), and the upstream goes away.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  stop_service(sim_, "sim-upstream");
+  const HttpResponse stale = http_get(gateway_.port, target);
+  EXPECT_EQ(stale.status, 200u) << stale.body;
+  EXPECT_EQ(stale.header("X-Cache"), "HIT");
+  EXPECT_EQ(stale.body, first.body);
+  EXPECT_FALSE(stale.header("Age").empty());
+  // Without a stored answer the failure shows.
+  const HttpResponse down = http_get(gateway_.port, "/sie-not-stored?cc=no-store");
+  EXPECT_EQ(down.status, 502u) << down.body;
+  const HttpResponse stats = http_get(gateway_.admin_port, "/metrics");
+  EXPECT_NE(stats.body.find("sluice_gateway_stale_if_error_total 1"), std::string::npos);
+}
+
 TEST_F(GatewayE2E, EveryAdminReadEndpointAnswersAfterTraffic) {
   start_quick();
   ASSERT_NE(gateway_.port, 0);
