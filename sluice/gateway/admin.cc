@@ -87,6 +87,8 @@ boost::json::object cache_json(Gateway& g) {
   o["hit_rate"] = lookups == 0 ? 0.0 : static_cast<double>(p.hits) / static_cast<double>(lookups);
   o["stored"] = p.stored;
   o["not_stored"] = p.not_stored;
+  o["revalidated"] = p.revalidated;
+  o["stale_if_error"] = p.stale_if_error;
   o["evictions"] = p.cache_evictions;
   o["expirations"] = p.cache_expirations;
   o["invalidations"] = p.invalidations;
