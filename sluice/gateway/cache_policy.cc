@@ -347,7 +347,6 @@ StoreDecision decide_store(const StoreInputs& in) {
     return !star;
   });
   if (star) return verdict(StoreVerdict::vary_star);
-  if (cc.no_cache) return verdict(StoreVerdict::no_cache_response);
   if (!in.key_has_tenant && req.find(bh::field::authorization) != req.end() &&
       !(cc.public_ || cc.s_maxage || cc.must_revalidate)) {
     return verdict(StoreVerdict::authorization_without_permission);
@@ -361,6 +360,9 @@ StoreDecision decide_store(const StoreInputs& in) {
   if (cc.must_understand && !heuristically_cacheable(status)) {
     return verdict(StoreVerdict::status_not_cacheable);
   }
+  // After the credential and status checks: a no-cache answer passed every rule but reuse
+  // without revalidation (the gateway may share it in flight, as a coalesced stream).
+  if (cc.no_cache) return verdict(StoreVerdict::no_cache_response);
   const std::optional<Duration> explicit_ttl = explicit_lifetime(cc, resp, in.now);
   if (status >= 400) {
     if (!in.cache_errors) return verdict(StoreVerdict::error_status);

@@ -199,8 +199,20 @@ struct Fetched {
   ResponsePtr response;            // head and body (complete unless `live` is set); null on error
   std::shared_ptr<LiveBody> live;  // the rest of the body, for `owner` only
   // A coalesced stream (route.stream.coalesce / cache): every caller joins it; `response`
-  // holds its head only.
+  // holds its head only. The leader's joiner was made before the reader started (so the
+  // leader always gets the whole stream); `hold` keeps the stream for waiters until they
+  // joined (every copy of this result holds it).
   std::shared_ptr<SharedStream> shared;
+  mutable std::optional<SharedStream::Joiner> leader_joiner;
+  std::shared_ptr<void> hold;
+
+  Fetched() = default;
+  Fetched(const Fetched&) = delete;
+  Fetched& operator=(const Fetched&) = delete;
+  // A leader that never answered (its client went away first) leaves the stream here.
+  ~Fetched() {
+    if (shared && leader_joiner) shared->leave(leader_joiner->id);
+  }
   const LeaderTicket* owner = nullptr;
   bool shareable = false;  // waiters may use it (error answers are shareable too)
   bool stale_on_error = false;  // `response` is a stored answer served because the upstream
@@ -384,8 +396,12 @@ class Proxy::Impl {
                                          FetchedPtr fetched);
   // Joins the coalesced stream `shared` whose head is `head` and streams it to the client;
   // false when it cannot be joined whole (nothing written).
+  // `joiner`: the leader's, made before the reader started (else one is made here); `hold`
+  // (see SharedStream::hold) is dropped once joined.
   asio::awaitable<bool> join_shared(Request& r, http::ResponseWriter& w, const CachedResponse& head,
-                                    SharedStream& shared, CacheStatus status);
+                                    SharedStream& shared, CacheStatus status,
+                                    std::optional<SharedStream::Joiner> joiner,
+                                    std::shared_ptr<void> hold);
   // Reads a coalesced stream's upstream body into `shared` (detached, on the leader's
   // worker); at its end, stores a completed body when `store` allows.
   asio::awaitable<void> read_shared(std::shared_ptr<SharedStream> shared, http::ClientResponse response,
@@ -395,7 +411,8 @@ class Proxy::Impl {
   // The registry entry of one streamed answer to `w`'s client.
   std::shared_ptr<StreamEntry> make_entry(const Request& r, const http::ResponseWriter& w,
                                           bool event_stream, bool flush_each_chunk,
-                                          std::shared_ptr<flow::BoundedStream> stream);
+                                          std::shared_ptr<flow::BoundedStream> stream,
+                                          bool shared = false);
   // Counts how a streamed answer ended and takes it off the registry.
   void account_stream(Request& r, const StreamEntry& entry, const PumpResult& pumped,
                       const http::StreamCompressor* coder);
@@ -996,19 +1013,25 @@ asio::awaitable<FetchedPtr> Proxy::Impl::fetch_shared(
       (rc.stream.coalesce || rc.stream.cache) && up->method() != bh::verb::head) {
     // A coalesced stream: one upstream read, joined by the leader, its waiters and (with
     // stream.coalesce) identical requests that arrive while it runs.
+    const bool store = decision.verdict == StoreVerdict::store && may_store && rc.stream.cache &&
+                       rc.cache && cfg->cache.enabled && decision.ttl > Duration::zero();
     SharedStream::Options so;
-    so.history_bytes = max_object;
+    // The history serves late joiners and the cache; without either it is not kept.
+    so.history_bytes = rc.stream.coalesce || store ? max_object : 0;
     so.joiner.buffer_size = rc.stream.buffer_chunks;
     so.joiner.max_buffered_bytes = rc.stream.buffer_bytes;
-    so.joiner.overflow = rc.stream.slow_client == "drop_oldest" ? flow::OverflowPolicy::drop_oldest
-                                                                 : flow::OverflowPolicy::fail;
+    // Dropping chunks keeps a body whole only when they are whole events.
+    so.joiner.overflow = rc.stream.slow_client == "drop_oldest" && event_stream
+                             ? flow::OverflowPolicy::drop_oldest
+                             : flow::OverflowPolicy::fail;
     auto shared = std::make_shared<SharedStream>(so);
     cached->vary = vary_names(cached->headers);
     cached->vary_fingerprint = vary_fingerprint(cached->vary, up->base());
     cached->initial_age = decision.initial_age;
     cached->ttl = decision.ttl;
-    const bool store = decision.verdict == StoreVerdict::store && may_store && rc.stream.cache &&
-                       rc.cache && cfg->cache.enabled && decision.ttl > Duration::zero();
+    cached->stored_at = base::SteadyClock::instance().now();  // freshness counts from the head
+    fetched->leader_joiner = shared->join();  // before the reader: the leader gets it all
+    fetched->hold = shared->hold();
     streams_.shared_started(shared);
     if (rc.stream.coalesce) {
       std::lock_guard lock(live_mu_);
@@ -1278,7 +1301,8 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   const RouteConfig& rc = r.config->routes[r.route->index];
   const flow::OverflowPolicy overflow =
       rc.stream.slow_client == "disconnect"    ? flow::OverflowPolicy::fail
-      : rc.stream.slow_client == "drop_oldest" ? flow::OverflowPolicy::drop_oldest
+      // Dropping chunks keeps a body whole only when they are whole events.
+      : rc.stream.slow_client == "drop_oldest" && event_stream ? flow::OverflowPolicy::drop_oldest
                                                : flow::OverflowPolicy::block_producer;
   // A body of unknown length is a live stream (SSE, NDJSON tokens): coded with a flush per
   // chunk, so nothing waits in the compressor for more.
@@ -1296,8 +1320,10 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
 std::shared_ptr<StreamEntry> Proxy::Impl::make_entry(const Request& r,
                                                      const http::ResponseWriter& w,
                                                      bool event_stream, bool flush_each_chunk,
-                                                     std::shared_ptr<flow::BoundedStream> stream) {
+                                                     std::shared_ptr<flow::BoundedStream> stream,
+                                                     bool shared) {
   auto entry = std::make_shared<StreamEntry>();
+  entry->shared = shared;
   entry->route = r.route->name;
   entry->client = w.peer_address();
   entry->target = std::string(r.request->target());
@@ -1323,8 +1349,8 @@ void Proxy::Impl::account_stream(Request& r, const StreamEntry& entry, const Pum
       break;
     case StreamOutcome::upstream_error:
     case StreamOutcome::stalled:
-      bump(counters_.upstream_aborted);
-      if (!entry.shared) {  // a shared stream's failure is logged once, by its reader
+      if (!entry.shared) {  // a shared stream's failure is counted and logged once, by its reader
+        bump(counters_.upstream_aborted);
         log(LogLevel::warn, "upstream '" + r.route->upstream->name + "' " +
                                 (pumped.outcome == StreamOutcome::stalled ? "stalled" : "failed") +
                                 " mid-stream: " + pumped.upstream_error.message());
@@ -1341,12 +1367,6 @@ asio::awaitable<void> Proxy::Impl::read_shared(std::shared_ptr<SharedStream> sha
   const RouteConfig& rc = cfg->routes[route->index];
   co_await feed_shared(response, *shared, is_event_stream(head->headers), rc.stream,
                        shared_upstream_bytes_, shared_events_);
-  {
-    std::lock_guard lock(live_mu_);
-    if (auto it = live_.find(key); it != live_.end() && it->second.shared == shared) {
-      live_.erase(it);
-    }
-  }
   bool stored = false;
   const SharedStream::End end = shared->state();
   if (end == SharedStream::End::failed) {
@@ -1356,14 +1376,21 @@ asio::awaitable<void> Proxy::Impl::read_shared(std::shared_ptr<SharedStream> sha
                             " clients on the shared stream): " + shared->error().message());
   } else if (end == SharedStream::End::completed && store) {
     if (std::optional<std::string> body = shared->body()) {
-      // Replayed later as the same body, with its length declared.
+      // Replayed later as the same body, with its length declared; fresh from its head's
+      // arrival, as any answer. Stored before the stream leaves the live table, so a request
+      // in between finds one or the other.
       auto complete = std::make_shared<CachedResponse>(*head);
       complete->body = std::move(*body);
       bump(counters_.encode_runs, encoder_.encode_stored(*complete));
-      complete->stored_at = base::SteadyClock::instance().now();
       const size_t weight = charge(key, *complete);
       stored = l1_.put(key, ResponsePtr(complete), keep_for(*complete), weight);
       if (stored) bump(counters_.stored);
+    }
+  }
+  {
+    std::lock_guard lock(live_mu_);
+    if (auto it = live_.find(key); it != live_.end() && it->second.shared == shared) {
+      live_.erase(it);
     }
   }
   streams_.shared_ended(shared, stored);
@@ -1371,16 +1398,25 @@ asio::awaitable<void> Proxy::Impl::read_shared(std::shared_ptr<SharedStream> sha
 
 asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter& w,
                                                const CachedResponse& head, SharedStream& shared,
-                                               CacheStatus status) {
+                                               CacheStatus status,
+                                               std::optional<SharedStream::Joiner> joiner,
+                                               std::shared_ptr<void> hold) {
   // A joiner that falls behind under `fail` is cut by the reader, from the reader's thread:
-  // the abort is posted to this worker, and only while this coroutine still has the writer.
+  // the reset is posted to this worker, and only while this coroutine still has the writer.
   const auto writer_alive = std::make_shared<http::ResponseWriter*>(&w);
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  std::optional<SharedStream::Joiner> joiner = shared.join([writer_alive, executor] {
+  auto on_ejected = [writer_alive, executor] {
     asio::post(executor, [writer_alive] {
       if (*writer_alive != nullptr) (*writer_alive)->reset();
     });
-  });
+  };
+  if (joiner) {
+    // Already ejected when this returns false: its stream reports the overflow.
+    (void)shared.set_on_ejected(joiner->id, std::move(on_ejected));
+  } else {
+    joiner = shared.join(std::move(on_ejected));
+  }
+  hold.reset();  // joined (or refused): no longer expected
   if (!joiner) co_return false;
   struct Leave {
     SharedStream& shared;
@@ -1420,8 +1456,7 @@ asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter&
     bump(counters_.client_disconnects);
     co_return true;
   }
-  auto entry = make_entry(r, w, event_stream, true, joiner->stream);
-  entry->shared = true;
+  auto entry = make_entry(r, w, event_stream, true, joiner->stream, true);
   http::StreamCompressor* coder = compressor ? &*compressor : nullptr;
   const PumpResult pumped =
       co_await deliver_shared(shared, *joiner, w, *entry, r.route->upstream->name, coder);
@@ -1621,13 +1656,15 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       if (auto it = live_.find(key.key); it != live_.end()) live = it->second;
     }
     if (live.shared) {
+      const std::optional<SharedStream::Joiner> none;  // named: no temporaries in co_await
+      const std::shared_ptr<void> no_hold;
       const bool vary_ok = live.head->vary.empty() ||
                            vary_fingerprint(live.head->vary, request.base()) ==
                                live.head->vary_fingerprint;
       if (!vary_ok) {
         bump(counters_.vary_mismatch);
       } else if (co_await join_shared(r, writer, *live.head, *live.shared,
-                                      CacheStatus::coalesced)) {
+                                      CacheStatus::coalesced, none, no_hold)) {
         finish(r);
         co_return;
       }
@@ -1709,8 +1746,11 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     // The leader's answer is a coalesced stream: join it (from its beginning).
     const std::shared_ptr<SharedStream> shared = fetched->shared;
     const ResponsePtr head = fetched->response;
+    std::shared_ptr<void> hold = fetched->hold;  // kept until joined
     fetched.reset();
-    if (!co_await join_shared(r, writer, *head, *shared, CacheStatus::coalesced)) {
+    const std::optional<SharedStream::Joiner> none;
+    if (!co_await join_shared(r, writer, *head, *shared, CacheStatus::coalesced, none,
+                              std::move(hold))) {
       bump(counters_.not_shared);
       co_await pass_through(r, writer, route, rc, CacheStatus::miss);
     }
@@ -1733,8 +1773,12 @@ asio::awaitable<bool> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWr
   if (fetched->shared) {
     const std::shared_ptr<SharedStream> shared = fetched->shared;
     const ResponsePtr head = fetched->response;
+    std::optional<SharedStream::Joiner> joiner = std::move(fetched->leader_joiner);
+    fetched->leader_joiner.reset();
+    std::shared_ptr<void> hold = fetched->hold;
     fetched.reset();  // the stream is not held for the others beyond their own joins
-    co_return co_await join_shared(r, writer, *head, *shared, CacheStatus::miss);
+    co_return co_await join_shared(r, writer, *head, *shared, CacheStatus::miss,
+                                   std::move(joiner), std::move(hold));
   }
   if (fetched->live && fetched->live->response) {
     co_await stream(r, writer, *fetched->live->response, fetched->response->body,

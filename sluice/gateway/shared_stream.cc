@@ -44,6 +44,32 @@ bool SharedStream::catch_up(Joiner& joiner) {
   return true;
 }
 
+bool SharedStream::set_on_ejected(uint64_t id, std::function<void()> on_ejected) {
+  std::lock_guard lock(mu_);
+  auto it = joiners_.find(id);
+  if (it == joiners_.end()) return false;
+  it->second.on_ejected = std::move(on_ejected);
+  return true;
+}
+
+std::shared_ptr<void> SharedStream::hold() {
+  {
+    std::lock_guard lock(mu_);
+    ++holds_;
+  }
+  return {this, [self = shared_from_this()](void*) { self->release(); }};
+}
+
+void SharedStream::release() {
+  std::function<void()> abandoned;
+  {
+    std::lock_guard lock(mu_);
+    --holds_;
+    abandoned = abandon_if_idle_locked();
+  }
+  if (abandoned) abandoned();
+}
+
 void SharedStream::leave(uint64_t id) {
   std::function<void()> abandoned;
   std::shared_ptr<flow::BoundedStream> stream;
@@ -54,15 +80,24 @@ void SharedStream::leave(uint64_t id) {
     stream = std::move(it->second.stream);
     joiners_.erase(it);
     stats_.joiners = joiners_.size();
-    anyone_left_ = true;
-    if (joiners_.empty() && end_ == End::running) abandoned = std::move(on_abandoned_);
+    abandoned = abandon_if_idle_locked();
   }
   stream->cancel();
   if (abandoned) abandoned();
 }
 
 bool SharedStream::should_stop_locked() const {
-  return joiners_.empty() && (anyone_left_ || !stats_.history_whole);
+  return joiners_.empty() && (holds_ == 0 || !stats_.history_whole);
+}
+
+std::function<void()> SharedStream::abandon_if_idle_locked() {
+  if (end_ != End::running || !should_stop_locked()) return nullptr;
+  // Decided here, under the lock: from now on nobody joins a stream nobody reads.
+  end_ = End::abandoned;
+  history_.clear();
+  stats_.history_bytes = 0;
+  stats_.history_whole = false;
+  return std::move(on_abandoned_);
 }
 
 bool SharedStream::append(std::string chunk) {
@@ -89,7 +124,6 @@ bool SharedStream::append(std::string chunk) {
       // This joiner fell behind under `fail`: its stream ended for it alone (its writer sees
       // the overflow and disconnects it); the others go on.
       ++stats_.joiners_ended;
-      anyone_left_ = true;
       if (it->second.on_ejected) ejected.push_back(std::move(it->second.on_ejected));
       it = joiners_.erase(it);
       continue;
@@ -101,7 +135,9 @@ bool SharedStream::append(std::string chunk) {
     stats_.history_bytes += chunk.size();
     history_.push_back(std::make_shared<const std::string>(std::move(chunk)));
   }
-  const bool go_on = !should_stop_locked();
+  // No joiner left and none to come: the reader stops (its own end, no callback needed).
+  (void)abandon_if_idle_locked();
+  const bool go_on = end_ == End::running;
   lock.unlock();
   for (auto& callback : ejected) callback();
   return go_on;
@@ -131,12 +167,12 @@ void SharedStream::end(End how, boost::system::error_code error) {
 void SharedStream::set_on_abandoned(std::function<void()> callback) {
   {
     std::lock_guard lock(mu_);
-    if (end_ != End::running || !joiners_.empty() || !anyone_left_) {
+    if (end_ != End::abandoned) {
       on_abandoned_ = std::move(callback);
       return;
     }
   }
-  callback();  // every joiner left already: the reader must not wait on its upstream
+  callback();  // abandoned already: the reader must not wait on its upstream
 }
 
 SharedStream::End SharedStream::state() const {

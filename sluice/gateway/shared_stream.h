@@ -20,9 +20,12 @@
 // joiner could not get the beginning) and can no longer be cached. A stream whose history is
 // whole when it ends `completed` can be stored by the caller (`body()`).
 //
-// When to stop reading: once no joiner is left and none can come (`append` and `leave` say
-// so): the last joiner leaving triggers the `on_abandoned` callback, which the reader uses to
-// stop a read waiting on a silent upstream.
+// When to stop reading: once no joiner is left and none is expected (no `hold()` token is
+// alive: the gateway hands one with the stream to every caller that will join it), or none
+// can join any more (history released). That is decided under the lock, by the `leave`,
+// `release` or `append` that makes it so: the stream ends `abandoned` there, so nobody joins a
+// stream nobody reads, and the `on_abandoned` callback lets the reader stop a read waiting
+// on a silent upstream. Create it with std::make_shared (`hold` shares it).
 //
 // Thread-safety: thread-safe; one mutex guards the history and the joiner table and is held
 // while a chunk is offered to each joiner (so a join's replay is atomic). Each joiner's
@@ -46,7 +49,7 @@
 
 namespace sluice::gateway {
 
-class SharedStream {
+class SharedStream : public std::enable_shared_from_this<SharedStream> {
  public:
   struct Options {
     // History kept for late joiners and for the cache, in bytes at most.
@@ -96,6 +99,12 @@ class SharedStream {
   // the lock, on the reader's thread) when the joiner's stream overflows under `fail`: its
   // writer may be stuck on a full socket and must be cut from there.
   [[nodiscard]] std::optional<Joiner> join(std::function<void()> on_ejected = nullptr);
+  // Sets the joiner's `on_ejected` (see `join`) once its writer is known; false when it is
+  // no longer registered (ejected or left).
+  bool set_on_ejected(uint64_t id, std::function<void()> on_ejected);
+  // A token that keeps the stream from being abandoned while no one has joined yet (a caller
+  // about to join); dropping it may abandon the stream.
+  [[nodiscard]] std::shared_ptr<void> hold();
   // The next round for a joiner that is not live yet: the history after its last round, live
   // once that is within the byte bound. false when the history is gone (released past its
   // bound, or the stream failed): the joiner cannot get the whole stream.
@@ -104,14 +113,14 @@ class SharedStream {
   void leave(uint64_t id);
 
   // Reader side. Appends `chunk`: to the history (while within its bound) and to every
-  // joiner's stream. Returns false when the reader should stop: no joiner is left and either
-  // one has left before or none can join any more.
+  // joiner's stream. Returns false when the reader should stop: the stream ended, or no
+  // joiner is left and none is expected (then it ends `abandoned` here).
   bool append(std::string chunk);
   // Ends the stream (closes every joiner's stream after what it holds). Idempotent: the first
   // call wins.
   void end(End how, boost::system::error_code error = {});
-  // Called (once, outside the lock, on the thread of the last `leave`) when the last joiner
-  // leaves while the stream runs; at once, on this thread, when that happened already.
+  // Called (once, outside the lock, on the thread of the `leave` or `release` that abandoned
+  // the stream); at once, on this thread, when that happened already.
   void set_on_abandoned(std::function<void()> callback);
 
   [[nodiscard]] End state() const;
@@ -123,6 +132,10 @@ class SharedStream {
 
  private:
   bool should_stop_locked() const;
+  // Ends the stream `abandoned` when nobody reads nor is expected; returns the callback to
+  // call once unlocked (null when it did not, or none was set).
+  std::function<void()> abandon_if_idle_locked();
+  void release();
 
   const Options options_;
   mutable std::mutex mu_;
@@ -140,7 +153,7 @@ class SharedStream {
   End end_ = End::running;
   boost::system::error_code error_;
   uint64_t next_id_ = 1;
-  bool anyone_left_ = false;
+  size_t holds_ = 0;  // `hold()` tokens alive
   Stats stats_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,20 @@ TEST(SharedStream, CatchingUpFailsOnceTheHistoryIsGone) {
   EXPECT_FALSE(s.catch_up(*late));
 }
 
+TEST(SharedStream, OnEjectedCanBeSetAfterTheJoin) {
+  SharedStream s(options(1024, 1));
+  auto slow = s.join();
+  auto other = s.join();
+  ASSERT_TRUE(slow && other);
+  int cut = 0;
+  EXPECT_TRUE(s.set_on_ejected(slow->id, [&] { ++cut; }));
+  EXPECT_TRUE(s.append("a"));
+  (void)drain(*other->stream);
+  EXPECT_TRUE(s.append("b"));  // the slow one's buffer of one chunk overflows
+  EXPECT_EQ(cut, 1);
+  EXPECT_FALSE(s.set_on_ejected(slow->id, [] {}));  // no longer registered
+}
+
 TEST(SharedStream, SlowJoinerIsEndedAloneAndNeverHoldsUpTheOthers) {
   SharedStream s(options(1024, 2));
   int ejected = 0;
@@ -151,10 +166,38 @@ TEST(SharedStream, PastTheHistoryBoundTheStreamIsNeitherJoinableNorCacheable) {
   EXPECT_EQ(drain(*j->stream), "123456789012");  // the joiner had it all anyway
 }
 
-TEST(SharedStream, NobodyJoinedAndNobodyCanJoinStopsTheReader) {
+TEST(SharedStream, NobodyJoinedAndNobodyExpectedStopsTheReader) {
   SharedStream s(options(4));
-  EXPECT_TRUE(s.append("12"));  // a joiner may still come and get the replay
-  EXPECT_FALSE(s.append("345"));
+  EXPECT_FALSE(s.append("12"));  // no joiner, no hold: nobody would read it
+  EXPECT_EQ(s.state(), SharedStream::End::abandoned);
+  EXPECT_FALSE(s.join());
+}
+
+TEST(SharedStream, AHoldKeepsTheStreamForCallersAboutToJoin) {
+  auto s = std::make_shared<SharedStream>(options(4));
+  int abandoned = 0;
+  s->set_on_abandoned([&] { ++abandoned; });
+  std::shared_ptr<void> waiter = s->hold();
+  EXPECT_TRUE(s->append("12"));  // a caller holds it: it will join and get the replay
+  auto leader = s->join();
+  ASSERT_TRUE(leader);
+  s->leave(leader->id);  // the leader's client left; the waiter has not joined yet
+  EXPECT_EQ(abandoned, 0);
+  auto late = s->join();
+  ASSERT_TRUE(late);
+  EXPECT_EQ(concat(late->replay), "12");
+  waiter.reset();
+  EXPECT_EQ(abandoned, 0);  // joined: it reads
+  s->leave(late->id);
+  EXPECT_EQ(abandoned, 1);
+  EXPECT_FALSE(s->join()) << "nobody joins a stream nobody reads";
+}
+
+TEST(SharedStream, PastTheHistoryBoundWithNoJoinerTheReaderStopsDespiteHolds) {
+  auto s = std::make_shared<SharedStream>(options(4));
+  std::shared_ptr<void> waiter = s->hold();
+  EXPECT_TRUE(s->append("12"));
+  EXPECT_FALSE(s->append("345"));  // nobody could join it whole any more
 }
 
 TEST(SharedStream, LastJoinerLeavingAbandonsTheStreamOnce) {

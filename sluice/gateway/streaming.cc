@@ -410,13 +410,14 @@ asio::awaitable<void> deliver(flow::BoundedStream& stream, http::ResponseWriter&
                               PumpResult& result, std::span<const SharedStream::Chunk> replay) {
   if (!co_await write_replay(replay, writer, entry, compressor, result)) co_return;
   Coder code(compressor, entry.flush_each_chunk);
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
   while (true) {
     auto chunk = stream.try_pop();
     if (!chunk && chunk.error() == flow::Errc::would_block) {
       chunk = co_await stream.pop();
       // Woken by the reader: let it read what else arrived before this write goes out, so a
       // burst of small upstream writes leaves in one client write, not one each.
-      if (chunk) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      if (chunk) co_await asio::post(executor, asio::use_awaitable);
     }
     if (!chunk) {
       if (chunk.error() == flow::Errc::stream_overflow) {
@@ -506,7 +507,8 @@ asio::awaitable<PumpResult> pump(http::ClientResponse& response, http::ResponseW
 
   // Pops and writes to the client.
   auto write = [&]() -> asio::awaitable<void> {
-    co_await deliver(stream, writer, entry, compressor, result, {});
+    const std::span<const SharedStream::Chunk> no_replay;
+    co_await deliver(stream, writer, entry, compressor, result, no_replay);
     writer_done = true;
     if (result.outcome == StreamOutcome::client_gone ||
         result.outcome == StreamOutcome::slow_client) {
@@ -549,19 +551,25 @@ asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedStream& 
                                   bool event_stream, const StreamConfig& config,
                                   std::atomic<uint64_t>& bytes, std::atomic<uint64_t>& events) {
   response.set_read_timeout(config.stall_timeout);
-  // The last joiner leaving stops a read that waits on a silent upstream: the cancel runs on
-  // this coroutine's loop, and only while this coroutine still has the response.
-  const auto alive = std::make_shared<http::ClientResponse*>(&response);
+  // The stream being abandoned stops a read that waits on a silent upstream: the cancel runs
+  // on this coroutine's loop, and only while this coroutine still has the response.
+  struct Reading {
+    http::ClientResponse* response = nullptr;
+    bool abandoned = false;  // the read was cancelled because nobody reads the stream
+  };
+  const auto reading = std::make_shared<Reading>(Reading{&response, false});
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  shared.set_on_abandoned([alive, executor] {
-    asio::post(executor, [alive] {
-      if (*alive != nullptr) (*alive)->cancel();
+  shared.set_on_abandoned([reading, executor] {
+    asio::post(executor, [reading] {
+      if (reading->response == nullptr) return;
+      reading->abandoned = true;
+      reading->response->cancel();
     });
   });
   struct Release {
-    const std::shared_ptr<http::ClientResponse*>& alive;
-    ~Release() { *alive = nullptr; }
-  } release{alive};
+    const std::shared_ptr<Reading>& reading;
+    ~Release() { reading->response = nullptr; }
+  } release{reading};
   const ChunkSink append = [&shared](std::string chunk) -> asio::awaitable<bool> {
     co_return shared.append(std::move(chunk));
   };
@@ -572,9 +580,8 @@ asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedStream& 
       shared.end(SharedStream::End::completed);
       break;
     case ReadEnd::How::failed:
-      // Every joiner leaving cancels the read: that is an abandonment, not a failure.
-      shared.end(end.error == asio::error::operation_aborted ? SharedStream::End::abandoned
-                                                              : SharedStream::End::failed,
+      // Being abandoned cancels the read: that is not an upstream failure.
+      shared.end(reading->abandoned ? SharedStream::End::abandoned : SharedStream::End::failed,
                  end.error);
       break;
     case ReadEnd::How::stopped:

@@ -381,6 +381,36 @@ TEST_F(StreamingE2E, NoCacheStreamIsSharedInFlightButNeverStored) {
   EXPECT_EQ(json::value_to<uint64_t>(admin_streams().at("shared").at("stored")), 0u);
 }
 
+TEST_F(StreamingE2E, ACoalescedStreamEveryoneLeftIsAbandonedNotFailed) {
+  start("coalesce = true\n");
+  // 100 events 100 ms apart: the reader waits on the upstream most of the time.
+  const std::string request =
+      "GET /events?n=100&size=10&interval_ms=100&cc=no-cache HTTP/1.1\r\nHost: sluice\r\n\r\n";
+  {
+    SilentClients client(gateway_.port, request, 1);
+    ASSERT_EQ(client.size(), 1u);
+    bool streaming = false;
+    for (int i = 0; i < 400 && !streaming; ++i) {
+      const json::object now = admin_streams();  // named: the loop reads into it
+      for (const auto& e : now.at("streams").as_array()) {
+        streaming = streaming || json::value_to<uint64_t>(e.at("client_bytes")) > 0;
+      }
+      if (!streaming) std::this_thread::sleep_for(milliseconds(20));
+    }
+    ASSERT_TRUE(streaming) << json::serialize(admin_streams());
+  }  // the client closes its connection
+  uint64_t abandoned = 0;
+  json::object shared;
+  for (int i = 0; i < 400 && abandoned == 0; ++i) {
+    shared = admin_streams().at("shared").as_object();
+    abandoned = json::value_to<uint64_t>(shared.at("abandoned"));
+    if (abandoned == 0) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(abandoned, 1u) << json::serialize(shared);
+  EXPECT_EQ(json::value_to<uint64_t>(shared.at("failed")), 0u) << json::serialize(shared);
+  EXPECT_EQ(json::value_to<uint64_t>(shared.at("active")), 0u) << json::serialize(shared);
+}
+
 TEST_F(StreamingE2E, CompletedStreamIsCachedAndReplayedAFailedOneIsNot) {
   start("coalesce = true\ncache = true\nstall_timeout = \"300ms\"\n");
   const std::string target = "/events?n=5&size=20&cc=max-age%3D60";
