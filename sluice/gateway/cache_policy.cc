@@ -347,7 +347,8 @@ StoreDecision decide_store(const StoreInputs& in) {
     return !star;
   });
   if (star) return verdict(StoreVerdict::vary_star);
-  if (!in.key_has_tenant && req.find(bh::field::authorization) != req.end() &&
+  if (((!in.key_has_tenant && req.find(bh::field::authorization) != req.end()) ||
+       in.other_credentials) &&
       !(cc.public_ || cc.s_maxage || cc.must_revalidate)) {
     return verdict(StoreVerdict::authorization_without_permission);
   }

@@ -103,6 +103,9 @@ struct StoreInputs {
   Duration max_ttl = Duration::max();
   // The key includes the credentials digest (then Authorization does not forbid storing).
   bool key_has_tenant = false;
+  // The request carries another credential (a header of `cache.credential_headers` such as
+  // X-Api-Key) that the key does not separate: it forbids storing as Authorization does.
+  bool other_credentials = false;
   // POST is allowed on this route.
   bool post_opted_in = false;
   // Store 4xx/5xx answers (for `error_ttl`, or less if the response says so).

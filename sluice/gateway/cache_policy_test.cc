@@ -152,6 +152,7 @@ struct StoreCase {
   StoreVerdict verdict = StoreVerdict::store;
   Duration ttl{};
   bool key_has_tenant = false;
+  bool other_credentials = false;
   bool post_opted_in = false;
   bool cache_errors = false;
 };
@@ -248,6 +249,15 @@ TEST(DecideStore, Table) {
        .request = {{"Authorization", "Bearer x"}},
        .ttl = seconds(60),
        .key_has_tenant = true},
+      {.what = "another credential the key does not separate",
+       .request = {{"X-Api-Key", "k"}},
+       .verdict = V::authorization_without_permission,
+       .other_credentials = true},
+      {.what = "another credential + public",
+       .request = {{"X-Api-Key", "k"}},
+       .response = {{"Cache-Control", "public"}},
+       .ttl = seconds(60),
+       .other_credentials = true},
       {.what = "authorization + public",
        .request = {{"Authorization", "Bearer x"}},
        .response = {{"Cache-Control", "public"}},
@@ -321,6 +331,7 @@ TEST(DecideStore, Table) {
     in.default_ttl = seconds(60);
     in.max_ttl = hours(1);
     in.key_has_tenant = c.key_has_tenant;
+    in.other_credentials = c.other_credentials;
     in.post_opted_in = c.post_opted_in;
     in.cache_errors = c.cache_errors;
     in.error_ttl = seconds(5);

@@ -321,6 +321,16 @@ static StoreDecision decide_for(const RouteRuntime& route, const RouteConfig& rc
   in.default_ttl = rc.cache_ttl;
   in.max_ttl = rc.max_ttl;
   in.key_has_tenant = key_has_tenant(route.key_policy);
+  if (!route.key_policy.include_credentials) {
+    // A route whose key omits the credentials (public_answers): any credential header the
+    // request carries asks, as Authorization does, for the answer's explicit permission.
+    for (const std::string& name : route.key_policy.credential_headers) {
+      if (!iequals(name, "authorization") && up.find(name) != up.end()) {
+        in.other_credentials = true;
+        break;
+      }
+    }
+  }
   in.post_opted_in = rc.coalesce_post;
   in.cache_errors = rc.cache_errors;
   in.error_ttl = rc.error_ttl;

@@ -60,9 +60,10 @@ class GatewayE2E : public ::testing::Test {
   }
 
   // A config file with one upstream (the sim, or `upstream_override`) and one route;
-  // `listener_extra` / `upstream_extra` are TOML lines added to those tables.
+  // `listener_extra` / `upstream_extra` / `route_extra` are TOML lines added to those tables.
   void start_with_config(const std::string& listener_extra, const std::string& upstream_extra,
-                         const std::string& upstream_override = {}) {
+                         const std::string& upstream_override = {},
+                         const std::string& route_extra = {}) {
     const std::string url = upstream_override.empty() ? upstream_url() : upstream_override;
     const std::string toml =
         "[server]\n"
@@ -83,7 +84,8 @@ class GatewayE2E : public ::testing::Test {
         url + "\"\n" + upstream_extra +
         "\n[[route]]\n"
         "name = \"all\"\n"
-        "upstream = \"sim\"\n";
+        "upstream = \"sim\"\n" +
+        route_extra;
     const std::string path = dir_.write_file("sluice.toml", toml);
     gateway_ = start_gateway(dir_, {"--config", path});
   }
@@ -314,6 +316,27 @@ TEST_F(GatewayE2E, TwoTenantsGetTwoUpstreamCalls) {
   EXPECT_EQ(a.size(), 1u);
   EXPECT_EQ(b.size(), 1u);
   EXPECT_NE(*a.begin(), *b.begin());
+}
+
+TEST_F(GatewayE2E, PublicAnswersStillKeepOtherCredentialsApart) {
+  // The key omits the credentials; an API key in X-Api-Key (a credential header by default)
+  // must not let one tenant's answer reach another unless the upstream says it is public.
+  start_with_config("", "", {}, "public_answers = true\n");
+  ASSERT_NE(gateway_.port, 0);
+  const HttpResponse a = http_get(gateway_.port, "/keyed?cc=max-age%3D60", {{"X-Api-Key", "a"}});
+  const HttpResponse b = http_get(gateway_.port, "/keyed?cc=max-age%3D60", {{"X-Api-Key", "b"}});
+  EXPECT_EQ(a.header("X-Cache"), "MISS");
+  // b goes upstream itself (BYPASS: the key was remembered as not storable).
+  EXPECT_NE(b.header("X-Cache"), "HIT") << "tenant b got tenant a's answer";
+  EXPECT_EQ(upstream_calls("/keyed"), 2u);
+  // Marked public by the upstream: shared, as the route declares.
+  const HttpResponse c =
+      http_get(gateway_.port, "/open?cc=public%2C%20max-age%3D60", {{"X-Api-Key", "a"}});
+  const HttpResponse d =
+      http_get(gateway_.port, "/open?cc=public%2C%20max-age%3D60", {{"X-Api-Key", "b"}});
+  EXPECT_EQ(c.header("X-Cache"), "MISS");
+  EXPECT_EQ(d.header("X-Cache"), "HIT");
+  EXPECT_EQ(upstream_calls("/open"), 1u);
 }
 
 TEST_F(GatewayE2E, NoStoreIsNeverCached) {
