@@ -73,16 +73,7 @@ chmod 755 "$tmp"
 raw="$tmp/raw.jsonl"
 : >"$raw"
 pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'stop_pids; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh

@@ -1524,10 +1524,9 @@ ConfigResult config_from_flags(const QuickStart& flags, const Environment& env) 
   r.name = "default";
   r.upstream = "default";
   c.routes.push_back(std::move(r));
-  std::set<std::string> given = {"listen",     "upstream",         "cache-ttl",
-                                 "coalesce-post", "coalesce-streams", "workers",
-                                 "data-dir",   "access-log",       "log-level",
-                                 "broadcast-prefix"};
+  std::set<std::string> given = {
+      "listen",  "upstream", "cache-ttl",  "coalesce-post", "coalesce-streams",
+      "workers", "data-dir", "access-log", "log-level",     "broadcast-prefix"};
   given.insert(flags.admin_enabled ? "admin" : "no-admin");
   if (auto e = apply_given_flags(c, flags, given, origins)) return *e;
   if (auto e = apply_env(c, env, origins)) return *e;

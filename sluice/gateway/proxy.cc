@@ -214,10 +214,10 @@ struct Fetched {
     if (shared && leader_joiner) shared->leave(leader_joiner->id);
   }
   const LeaderTicket* owner = nullptr;
-  bool shareable = false;  // waiters may use it (error answers are shareable too)
+  bool shareable = false;       // waiters may use it (error answers are shareable too)
   bool stale_on_error = false;  // `response` is a stored answer served because the upstream
                                 // failed (stale-if-error)
-  GatewayError error;      // when `response` is null
+  GatewayError error;           // when `response` is null
   Duration upstream_latency{};
 };
 using FetchedPtr = std::shared_ptr<const Fetched>;
@@ -233,8 +233,8 @@ struct Counters {
       waiter_timeouts{0}, not_shared{0}, vary_mismatch{0}, in_flight_rejected{0},
       hit_for_miss_marked{0}, hit_for_miss_bypass{0}, handed_off{0}, stored{0}, not_stored{0},
       invalidations{0}, client_disconnects{0}, slow_requests{0}, access_log_dropped{0},
-      revalidated{0}, stale_if_error{0}, encoded_gzip{0}, encoded_zstd{0}, encoded_bytes_in{0}, encoded_bytes_out{0},
-      encode_runs{0};
+      revalidated{0}, stale_if_error{0}, encoded_gzip{0}, encoded_zstd{0}, encoded_bytes_in{0},
+      encoded_bytes_out{0}, encode_runs{0};
 };
 
 inline void bump(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept {
@@ -414,7 +414,8 @@ class Proxy::Impl {
                                     std::shared_ptr<void> hold);
   // Reads a coalesced stream's upstream body into `shared` (detached, on the leader's
   // worker); at its end, stores a completed body when `store` allows.
-  asio::awaitable<void> read_shared(std::shared_ptr<SharedStream> shared, http::ClientResponse response,
+  asio::awaitable<void> read_shared(std::shared_ptr<SharedStream> shared,
+                                    http::ClientResponse response,
                                     std::shared_ptr<const Config> cfg, RouteRuntime* route,
                                     std::string key, std::shared_ptr<CachedResponse> head,
                                     bool store);
@@ -1310,10 +1311,11 @@ asio::awaitable<void> Proxy::Impl::stream(Request& r, http::ResponseWriter& w,
   }
   const RouteConfig& rc = r.config->routes[r.route->index];
   const flow::OverflowPolicy overflow =
-      rc.stream.slow_client == "disconnect"    ? flow::OverflowPolicy::fail
+      rc.stream.slow_client == "disconnect" ? flow::OverflowPolicy::fail
       // Dropping chunks keeps a body whole only when they are whole events.
-      : rc.stream.slow_client == "drop_oldest" && event_stream ? flow::OverflowPolicy::drop_oldest
-                                               : flow::OverflowPolicy::block_producer;
+      : rc.stream.slow_client == "drop_oldest" && event_stream
+          ? flow::OverflowPolicy::drop_oldest
+          : flow::OverflowPolicy::block_producer;
   // A body of unknown length is a live stream (SSE, NDJSON tokens): coded with a flush per
   // chunk, so nothing waits in the compressor for more.
   auto entry = make_entry(r, w, event_stream, event_stream || !declared_length(upstream_head),
@@ -1457,8 +1459,7 @@ asio::awaitable<bool> Proxy::Impl::join_shared(Request& r, http::ResponseWriter&
       if (!encoding.etag.empty()) extra[n++] = {"ETag", encoding.etag};
     }
   }
-  const std::string process_time =
-      format_seconds(base::SteadyClock::instance().now() - r.start);
+  const std::string process_time = format_seconds(base::SteadyClock::instance().now() - r.start);
   extra[n++] = {"X-Process-Time", process_time};
   const http::HeadView view{head.headers, std::span(extra.data(), n), true};
   const std::optional<uint64_t> chunked;
@@ -1592,8 +1593,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
       const TimePoint now = base::SteadyClock::instance().now();
       const bool usable = vary_ok && !invalidated(c);
       bool fresh = now < c.stored_at + c.ttl;
-      if (usable && (request_decision.max_age || request_decision.min_fresh ||
-                     request_decision.max_stale)) {
+      if (usable &&
+          (request_decision.max_age || request_decision.min_fresh || request_decision.max_stale)) {
         // The request's own limits (RFC 9111 5.2.1): max-age on the answer's current age,
         // min-fresh on its remaining freshness, max-stale for how stale it may be.
         const Duration resident = now - c.stored_at;
@@ -1601,8 +1602,8 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
           const CacheControl cc = parse_cache_control(c.headers);
           return cc.must_revalidate || cc.proxy_revalidate;
         }();
-        fresh = request_decision.accepts(c.initial_age + resident, c.ttl - resident,
-                                         must_revalidate);
+        fresh =
+            request_decision.accepts(c.initial_age + resident, c.ttl - resident, must_revalidate);
       }
       // Not acceptable as it is: the leader below revalidates it (or fetches it again when it
       // has no validator).
@@ -1668,13 +1669,13 @@ asio::awaitable<void> Proxy::Impl::handle(http::Request& request, http::Response
     if (live.shared) {
       const std::optional<SharedStream::Joiner> none;  // named: no temporaries in co_await
       const std::shared_ptr<void> no_hold;
-      const bool vary_ok = live.head->vary.empty() ||
-                           vary_fingerprint(live.head->vary, request.base()) ==
-                               live.head->vary_fingerprint;
+      const bool vary_ok =
+          live.head->vary.empty() ||
+          vary_fingerprint(live.head->vary, request.base()) == live.head->vary_fingerprint;
       if (!vary_ok) {
         bump(counters_.vary_mismatch);
-      } else if (co_await join_shared(r, writer, *live.head, *live.shared,
-                                      CacheStatus::coalesced, none, no_hold)) {
+      } else if (co_await join_shared(r, writer, *live.head, *live.shared, CacheStatus::coalesced,
+                                      none, no_hold)) {
         finish(r);
         co_return;
       }
@@ -1787,8 +1788,8 @@ asio::awaitable<bool> Proxy::Impl::answer_as_leader(Request& r, http::ResponseWr
     fetched->leader_joiner.reset();
     std::shared_ptr<void> hold = fetched->hold;
     fetched.reset();  // the stream is not held for the others beyond their own joins
-    co_return co_await join_shared(r, writer, *head, *shared, CacheStatus::miss,
-                                   std::move(joiner), std::move(hold));
+    co_return co_await join_shared(r, writer, *head, *shared, CacheStatus::miss, std::move(joiner),
+                                   std::move(hold));
   }
   if (fetched->live && fetched->live->response) {
     co_await stream(r, writer, *fetched->live->response, fetched->response->body,

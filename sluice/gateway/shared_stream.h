@@ -10,10 +10,11 @@
 // arrives goes to the history only, and the next round hands it over; once a round is within
 // the buffer's byte bound, the joiner goes live in the same step (atomically with respect to
 // `append`). So a late joiner is never ended for the size of its replay, only for falling
-// behind the live stream. The reader never waits for a joiner: each chunk is offered (non-suspending) to
-// every joiner's stream, so a slow joiner only fills its own buffer, and at its bound it is
-// ended (`fail`: the gateway disconnects it) or loses its oldest chunks (`drop_oldest`), as
-// the joiner options say. One slow joiner never slows the reader nor the other joiners.
+// behind the live stream. The reader never waits for a joiner: each chunk is offered
+// (non-suspending) to every joiner's stream, so a slow joiner only fills its own buffer, and at its
+// bound it is ended (`fail`: the gateway disconnects it) or loses its oldest chunks
+// (`drop_oldest`), as the joiner options say. One slow joiner never slows the reader nor the other
+// joiners.
 //
 // The history holds every chunk while the total stays within `history_bytes`; past it the
 // history is released (memory stays bounded), the stream stops accepting joiners (a late

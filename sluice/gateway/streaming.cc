@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,7 +13,6 @@
 #include <cstring>
 #include <exception>
 #include <optional>
-#include <boost/asio/post.hpp>
 
 #include "sluice/flow/error.h"
 
@@ -354,8 +354,7 @@ namespace {
 class Coder {
  public:
   Coder(http::StreamCompressor* compressor, bool flush_each_chunk)
-      : compressor_(compressor),
-        flush_(flush_each_chunk ? http::Flush::sync : http::Flush::none) {}
+      : compressor_(compressor), flush_(flush_each_chunk ? http::Flush::sync : http::Flush::none) {}
   const std::string* operator()(const std::string& plain) {
     if (compressor_ == nullptr) return &plain;
     coded_.clear();
@@ -371,9 +370,8 @@ class Coder {
 
 // Codes and writes `chunk` to the client; false when the client side ended (`result` says
 // why).
-asio::awaitable<bool> write_out(const std::string& chunk, Coder& code,
-                                http::ResponseWriter& writer, StreamEntry& entry,
-                                PumpResult& result) {
+asio::awaitable<bool> write_out(const std::string& chunk, Coder& code, http::ResponseWriter& writer,
+                                StreamEntry& entry, PumpResult& result) {
   const std::string* out = code(chunk);
   if (out == nullptr) {  // the codec failed: the client cannot decode what follows
     result.outcome = StreamOutcome::client_gone;
@@ -573,8 +571,8 @@ asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedStream& 
   const ChunkSink append = [&shared](std::string chunk) -> asio::awaitable<bool> {
     co_return shared.append(std::move(chunk));
   };
-  const ReadEnd end = co_await read_body(response, event_stream, config.buffer_bytes, bytes,
-                                         events, append, nullptr);
+  const ReadEnd end = co_await read_body(response, event_stream, config.buffer_bytes, bytes, events,
+                                         append, nullptr);
   switch (end.how) {
     case ReadEnd::How::completed:
       shared.end(SharedStream::End::completed);

@@ -33,12 +33,12 @@
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <string>
-#include <functional>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "sluice/base/clock.h"
@@ -114,18 +114,18 @@ struct StreamTotals {
 
 // Coalesced streams (SharedStream): ended ones plus the ones in progress.
 struct SharedStreamTotals {
-  size_t active = 0;             // upstream streams being read now
-  uint64_t started = 0;          // upstream streams shared
-  uint64_t completed = 0;        // ended with the body
-  uint64_t failed = 0;           // ended by an upstream reset or stall
-  uint64_t abandoned = 0;        // stopped because every joiner left
-  uint64_t stored = 0;           // completed streams stored in the cache
-  uint64_t joins = 0;            // clients served by a shared stream (leaders included)
-  uint64_t late_joins = 0;       // of which joined after bytes had been streamed
-  uint64_t replayed_bytes = 0;   // history bytes replayed to late joiners
-  uint64_t slow_joiners = 0;     // joiners ended at their buffer's bound
-  uint64_t upstream_bytes = 0;   // body bytes read from the upstreams
-  uint64_t history_bytes = 0;    // bytes held in histories now
+  size_t active = 0;            // upstream streams being read now
+  uint64_t started = 0;         // upstream streams shared
+  uint64_t completed = 0;       // ended with the body
+  uint64_t failed = 0;          // ended by an upstream reset or stall
+  uint64_t abandoned = 0;       // stopped because every joiner left
+  uint64_t stored = 0;          // completed streams stored in the cache
+  uint64_t joins = 0;           // clients served by a shared stream (leaders included)
+  uint64_t late_joins = 0;      // of which joined after bytes had been streamed
+  uint64_t replayed_bytes = 0;  // history bytes replayed to late joiners
+  uint64_t slow_joiners = 0;    // joiners ended at their buffer's bound
+  uint64_t upstream_bytes = 0;  // body bytes read from the upstreams
+  uint64_t history_bytes = 0;   // bytes held in histories now
 };
 
 class StreamRegistry {
@@ -231,8 +231,9 @@ boost::asio::awaitable<void> feed_shared(http::ClientResponse& response, SharedS
                                          std::atomic<uint64_t>& events);
 
 // Streams a coalesced stream to one joiner whose head is already written: its replay (in
-// rounds while it is over the joiner's buffer), then its live chunks, and ends its response as the shared stream ended (a failed upstream gives
-// an event stream `event: error`). The caller leaves `shared` afterwards.
+// rounds while it is over the joiner's buffer), then its live chunks, and ends its response as the
+// shared stream ended (a failed upstream gives an event stream `event: error`). The caller leaves
+// `shared` afterwards.
 boost::asio::awaitable<PumpResult> deliver_shared(SharedStream& shared,
                                                   SharedStream::Joiner& joiner,
                                                   http::ResponseWriter& writer, StreamEntry& entry,

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
@@ -133,6 +134,27 @@ class StreamingE2E : public ::testing::Test {
       std::this_thread::sleep_for(milliseconds(50));
     }
     return n;
+  }
+
+  // Polls /admin/streams (at most ~8 s) until `done` holds for it; false when it never did.
+  template <typename Done>
+  bool wait_streams(Done done) {
+    for (int i = 0; i < 400; ++i) {
+      if (done(admin_streams())) return true;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return false;
+  }
+  // Some client already received bytes of a stream in progress.
+  static bool streaming(const json::object& s) {
+    const auto& streams = s.at("streams").as_array();
+    return std::any_of(streams.begin(), streams.end(), [](const json::value& e) {
+      return json::value_to<uint64_t>(e.at("client_bytes")) > 0;
+    });
+  }
+  // A client joined a coalesced stream.
+  static bool joined(const json::object& s) {
+    return json::value_to<uint64_t>(s.at("shared").at("joins")) >= 1;
   }
 
   TestDir dir_;
@@ -296,15 +318,7 @@ TEST_F(StreamingE2E, LateJoinerOfACoalescedStreamGetsTheReplayThenTheLiveStream)
   HttpResponse first;
   std::thread leader([&] { first = http_get(gateway_.port, target, {}, milliseconds(60000)); });
   // Join once the leader's client has received some of the stream.
-  bool streaming = false;
-  for (int i = 0; i < 400 && !streaming; ++i) {
-    const json::object s = admin_streams();
-    for (const auto& e : s.at("streams").as_array()) {
-      streaming = streaming || json::value_to<uint64_t>(e.at("client_bytes")) > 0;
-    }
-    if (!streaming) std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_TRUE(streaming) << json::serialize(admin_streams());
+  ASSERT_TRUE(wait_streams(streaming)) << json::serialize(admin_streams());
   const HttpResponse late = http_get(gateway_.port, target, {}, milliseconds(60000));
   leader.join();
 
@@ -333,12 +347,7 @@ TEST_F(StreamingE2E, SlowJoinerOfACoalescedStreamDoesNotDelayAFastOne) {
   // The slow client joins first and never reads.
   SilentClients slow(gateway_.port, "GET " + target + " HTTP/1.1\r\nHost: sluice\r\n\r\n", 1);
   ASSERT_EQ(slow.size(), 1u);
-  bool joined = false;
-  for (int i = 0; i < 400 && !joined; ++i) {
-    joined = json::value_to<uint64_t>(admin_streams().at("shared").at("joins")) >= 1;
-    if (!joined) std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_TRUE(joined) << json::serialize(admin_streams());
+  ASSERT_TRUE(wait_streams(joined)) << json::serialize(admin_streams());
   // The fast client joins the same upstream stream and must get all of it, although the
   // slow one accepts nothing: had the reader waited for the slow one, this would never end.
   const HttpResponse fast =
@@ -362,12 +371,7 @@ TEST_F(StreamingE2E, NoCacheStreamIsSharedInFlightButNeverStored) {
   const std::string target = "/events?n=20&size=10&interval_ms=50&cc=no-cache";
   HttpResponse first;
   std::thread leader([&] { first = http_get(gateway_.port, target, {}, milliseconds(60000)); });
-  bool joined = false;
-  for (int i = 0; i < 400 && !joined; ++i) {
-    joined = json::value_to<uint64_t>(admin_streams().at("shared").at("joins")) >= 1;
-    if (!joined) std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_TRUE(joined) << json::serialize(admin_streams());
+  ASSERT_TRUE(wait_streams(joined)) << json::serialize(admin_streams());
   const HttpResponse second = http_get(gateway_.port, target, {}, milliseconds(60000));
   leader.join();
   const std::string expected = expected_events(20, 10);
@@ -389,15 +393,7 @@ TEST_F(StreamingE2E, ACoalescedStreamEveryoneLeftIsAbandonedNotFailed) {
   {
     SilentClients client(gateway_.port, request, 1);
     ASSERT_EQ(client.size(), 1u);
-    bool streaming = false;
-    for (int i = 0; i < 400 && !streaming; ++i) {
-      const json::object now = admin_streams();  // named: the loop reads into it
-      for (const auto& e : now.at("streams").as_array()) {
-        streaming = streaming || json::value_to<uint64_t>(e.at("client_bytes")) > 0;
-      }
-      if (!streaming) std::this_thread::sleep_for(milliseconds(20));
-    }
-    ASSERT_TRUE(streaming) << json::serialize(admin_streams());
+    ASSERT_TRUE(wait_streams(streaming)) << json::serialize(admin_streams());
   }  // the client closes its connection
   uint64_t abandoned = 0;
   json::object shared;

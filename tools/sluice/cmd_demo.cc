@@ -375,8 +375,7 @@ int run_demo(const DemoFlags& flags) {
       "  upstream streams      %llu for %zu clients; %llu joined a stream in progress and were\n"
       "                        replayed its beginning first; %zu received the identical stream\n",
       kStreamClients, static_cast<unsigned long long>(upstream_streams), kStreamClients,
-      static_cast<unsigned long long>(shared.at("late_joins").to_number<uint64_t>()),
-      same);
+      static_cast<unsigned long long>(shared.at("late_joins").to_number<uint64_t>()), same);
 
   const std::string base = "http://" + config->listener.address + ":" + std::to_string(gw->port());
   const std::string admin =

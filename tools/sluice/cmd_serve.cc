@@ -166,10 +166,9 @@ SLUICE_COMMAND(10, [](CLI::App& app, int& exit_code) {
                   "Write {\"listen\",\"admin\",\"pid\"} JSON here once listening");
   cmd->callback([cmd, flags, &exit_code] {
     std::vector<std::string> given;
-    for (const char* name :
-         {"listen", "upstream", "admin", "no-admin", "cache-ttl", "coalesce-post",
-          "coalesce-streams", "workers",
-          "data-dir", "access-log", "log-level", "broadcast-prefix"}) {
+    for (const char* name : {"listen", "upstream", "admin", "no-admin", "cache-ttl",
+                             "coalesce-post", "coalesce-streams", "workers", "data-dir",
+                             "access-log", "log-level", "broadcast-prefix"}) {
       if (cmd->count(std::string("--") + name) > 0) given.emplace_back(name);
     }
     exit_code = sluice::tools::run_serve(*flags, given);
