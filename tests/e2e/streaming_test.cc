@@ -152,6 +152,15 @@ class StreamingE2E : public ::testing::Test {
       return json::value_to<uint64_t>(e.at("client_bytes")) > 0;
     });
   }
+  // Polls until the coalesced streams' figure `name` is not zero (at most ~8 s); returns it.
+  uint64_t wait_shared(const std::string& name) {
+    uint64_t n = 0;
+    (void)wait_streams([&](const json::object& s) {
+      n = json::value_to<uint64_t>(s.at("shared").at(name));
+      return n != 0;
+    });
+    return n;
+  }
   // A client joined a coalesced stream.
   static bool joined(const json::object& s) {
     return json::value_to<uint64_t>(s.at("shared").at("joins")) >= 1;
@@ -395,13 +404,8 @@ TEST_F(StreamingE2E, ACoalescedStreamEveryoneLeftIsAbandonedNotFailed) {
     ASSERT_EQ(client.size(), 1u);
     ASSERT_TRUE(wait_streams(streaming)) << json::serialize(admin_streams());
   }  // the client closes its connection
-  uint64_t abandoned = 0;
-  json::object shared;
-  for (int i = 0; i < 400 && abandoned == 0; ++i) {
-    shared = admin_streams().at("shared").as_object();
-    abandoned = json::value_to<uint64_t>(shared.at("abandoned"));
-    if (abandoned == 0) std::this_thread::sleep_for(milliseconds(20));
-  }
+  const uint64_t abandoned = wait_shared("abandoned");
+  const json::object shared = admin_streams().at("shared").as_object();
   EXPECT_EQ(abandoned, 1u) << json::serialize(shared);
   EXPECT_EQ(json::value_to<uint64_t>(shared.at("failed")), 0u) << json::serialize(shared);
   EXPECT_EQ(json::value_to<uint64_t>(shared.at("active")), 0u) << json::serialize(shared);
@@ -415,12 +419,7 @@ TEST_F(StreamingE2E, CompletedStreamIsCachedAndReplayedAFailedOneIsNot) {
   EXPECT_EQ(miss.header("x-cache"), "MISS");
   EXPECT_EQ(miss.body, expected_events(5, 20));
   // Stored once its reader ended: poll until the stream is counted as stored.
-  uint64_t stored = 0;
-  for (int i = 0; i < 200 && stored == 0; ++i) {
-    stored = json::value_to<uint64_t>(admin_streams().at("shared").at("stored"));
-    if (stored == 0) std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_EQ(stored, 1u) << json::serialize(admin_streams());
+  ASSERT_EQ(wait_shared("stored"), 1u) << json::serialize(admin_streams());
   const HttpResponse hit = http_get(gateway_.port, target);
   ASSERT_EQ(hit.status, 200u);
   EXPECT_EQ(hit.header("x-cache"), "HIT");
@@ -435,12 +434,7 @@ TEST_F(StreamingE2E, CompletedStreamIsCachedAndReplayedAFailedOneIsNot) {
   EXPECT_NE(failed.body.find("event: error\ndata: {\"error\":\"upstream_stalled\""),
             std::string::npos)
       << failed.body;
-  uint64_t failed_streams = 0;
-  for (int i = 0; i < 200 && failed_streams == 0; ++i) {
-    failed_streams = json::value_to<uint64_t>(admin_streams().at("shared").at("failed"));
-    if (failed_streams == 0) std::this_thread::sleep_for(milliseconds(20));
-  }
-  EXPECT_EQ(failed_streams, 1u) << json::serialize(admin_streams());
+  EXPECT_EQ(wait_shared("failed"), 1u) << json::serialize(admin_streams());
   const HttpResponse again = http_get(gateway_.port, stalls);
   EXPECT_EQ(again.header("x-cache"), "MISS") << "a failed stream must never be replayed";
   EXPECT_EQ(json::value_to<uint64_t>(sim_stats(sim_.port).at("streams")), 3u);
